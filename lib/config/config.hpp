@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// Configuration as validated data. Each parameter is declared once (path, type, range, default,
+// help) in config.cpp; the loader checks a YAML file against that table and reports every error
+// at once, each with file:line:column, instead of stopping at the first. conf/stateline.yaml is
+// the annotated canonical default, and a unit test keeps it equal to the table.
+//
+// Thread safety: a Config is an immutable value once loaded; load on the control core.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace stateline::config {
+
+struct Config {
+    // Data path.
+    uint32_t workers = 1;            // worker lcores (capture mode; live mode takes EAL's lcores)
+    uint32_t burst = 32;             // frames per rx_burst
+    uint32_t rx_descriptors = 1024;  // per RX queue (live mode)
+    uint32_t mbufs = 16383;          // mbuf pool size (per socket)
+    uint32_t worker_ring = 4096;     // dispatcher -> worker ring, capture mode
+
+    // Flow table, per worker.
+    uint32_t flow_capacity = 1u << 20;
+    uint32_t expiry_batch = 64;
+    uint32_t evict_search = 64;
+
+    // Timeouts, seconds.
+    uint32_t timeout_half_open = 30;
+    uint32_t timeout_established = 7200;
+    uint32_t timeout_closing = 120;
+    uint32_t msl = 30;               // TIME-WAIT lasts 2 * msl
+    uint32_t timeout_closed = 10;
+};
+
+struct Error {
+    std::string where;  // "file:line:col" (or "file" when the file itself is at fault)
+    std::string what;
+};
+
+struct LoadResult {
+    Config config;
+    std::vector<Error> errors;  // empty on success
+    bool ok() const { return errors.empty(); }
+};
+
+// Loads and validates a YAML file. Missing keys take their defaults.
+LoadResult load_file(const std::string& path);
+// Same, from text (tests); `name` stands for the file in error locations.
+LoadResult load_string(const std::string& text, const std::string& name = "<string>");
+
+// One declared parameter, for --help, docs and tests.
+struct ParamInfo {
+    std::string path;      // e.g. "flow_table.capacity"
+    std::string type;      // "uint"
+    uint64_t min, max;
+    uint64_t default_value;
+    std::string help;
+};
+const std::vector<ParamInfo>& parameters();
+
+// Renders errors one per line: "file:line:col: what".
+std::string format_errors(const std::vector<Error>& errors);
+
+}  // namespace stateline::config
