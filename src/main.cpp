@@ -1,0 +1,439 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// Stateline: bring-up in stages (options and config, captures, EAL, ports, pool, tables,
+// lcores), the control loop on the main lcore, and the orderly shutdown that flushes everything.
+//
+//   stateline --pcap FILE [FILE...] [options]        capture replay; Stateline sets up EAL
+//   stateline <EAL arguments> -- [options]           live, on the ports EAL gives it
+#include <sched.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_log.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "capture_probe.hpp"
+#include "config.hpp"
+#include "counters.hpp"
+#include "dispatcher.hpp"
+#include "flow_table.hpp"
+#include "ports.hpp"
+#include "summary.hpp"
+#include "worker.hpp"
+
+namespace fs = std::filesystem;
+using namespace stateline;
+
+namespace {
+
+RunState g_run;
+
+void on_signal(int) { g_run.stop.store(true, std::memory_order_relaxed); }
+
+struct Options {
+    std::vector<std::string> pcaps;
+    std::string config_path;
+    std::string summary_path;
+    unsigned workers = 0;  // 0: from config
+    bool verbose = false;
+    bool quiet = false;
+    bool progress = true;
+};
+
+[[noreturn]] void die(const std::string& msg, int code = 2) {
+    std::fprintf(stderr, "stateline: error: %s\n", msg.c_str());
+    std::exit(code);
+}
+
+void warn(const std::string& msg) { std::fprintf(stderr, "stateline: warning: %s\n", msg.c_str()); }
+
+const char* kFooter = R"(Modes:
+  Capture replay (no NIC, no hugepages; Stateline builds the EAL arguments itself):
+    stateline --pcap capture.pcap [more.pcap ...] [--workers N] [--summary out.json]
+  Live, on DPDK ports (hugepages, NICs bound to vfio-pci):
+    stateline -l 0-4 -a 0000:03:00.0 -- --config /etc/stateline/stateline.yaml
+    Everything before '--' goes to DPDK's EAL; lcore 0 is the control core and every
+    other lcore a worker with its own RX queue on each port. Stops on SIGINT/SIGTERM.
+
+Captures: pcap or pcapng, Ethernet or Linux cooked (SLL) link type, read in the order given.
+Time comes from packet timestamps, so results do not depend on the machine's speed.
+Config: conf/stateline.yaml documents every parameter and its default.
+Exit status: 0 done, 1 runtime failure, 2 bad arguments, config or capture.
+)";
+
+// Splits argv at "--": before it EAL's arguments (live mode), after it ours.
+void split_args(int argc, char** argv, std::vector<char*>& eal, std::vector<char*>& app) {
+    int dd = -1;
+    for (int i = 1; i < argc; ++i)
+        if (std::strcmp(argv[i], "--") == 0) {
+            dd = i;
+            break;
+        }
+    eal.push_back(argv[0]);
+    app.push_back(argv[0]);
+    if (dd < 0) {
+        for (int i = 1; i < argc; ++i) app.push_back(argv[i]);
+    } else {
+        for (int i = 1; i < dd; ++i) eal.push_back(argv[i]);
+        for (int i = dd + 1; i < argc; ++i) app.push_back(argv[i]);
+    }
+}
+
+int parse_options(std::vector<char*>& app, Options& o) {
+    CLI::App cli{"Stateline: TCP state tracking at line rate on DPDK", "stateline"};
+    cli.footer(kFooter);
+    cli.set_version_flag("--version", std::string("stateline ") + STATELINE_VERSION);
+    cli.add_option("--pcap", o.pcaps, "Replay these captures (pcap/pcapng), then exit")->expected(1, -1);
+    cli.add_option("-c,--config", o.config_path, "YAML config (default: built-in defaults = conf/stateline.yaml)");
+    cli.add_option("-w,--workers", o.workers, "Worker lcores for a capture replay (default: config 'workers')")
+        ->check(CLI::Range(1, 64));
+    cli.add_option("-s,--summary", o.summary_path, "Write the end-of-run summary as JSON to this file");
+    cli.add_flag("-v,--verbose", o.verbose, "Show DPDK's informational messages");
+    cli.add_flag("-q,--quiet", o.quiet, "Print no summary on stdout");
+    cli.add_flag("!--no-progress", o.progress, "No progress line on a terminal");
+    try {
+        cli.parse(static_cast<int>(app.size()), app.data());
+    } catch (const CLI::ParseError& e) {
+        int rc = cli.exit(e);
+        std::exit(rc == 0 ? 0 : 2);
+    }
+    return 0;
+}
+
+// Lcores float over the CPUs this process may use: a capture replay with 4 workers runs on a
+// 2-core machine (the threads share cores and yield when idle).
+std::string lcore_map(unsigned lcores) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    std::string cpus;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        for (int c = 0; c < CPU_SETSIZE; ++c)
+            if (CPU_ISSET(c, &set)) cpus += (cpus.empty() ? "" : ",") + std::to_string(c);
+    }
+    if (cpus.empty()) cpus = "0";
+    return "(0-" + std::to_string(lcores - 1) + ")@(" + cpus + ")";
+}
+
+struct CaptureSetup {
+    std::string dir;                  // private folder of symlinks with vdev-safe names
+    std::vector<std::string> links;
+    ~CaptureSetup() {
+        for (const auto& l : links) unlink(l.c_str());
+        if (!dir.empty()) rmdir(dir.c_str());
+    }
+};
+
+// net_pcap takes its file in a comma-separated kvargs string, so a path with ',' or '=' cannot
+// be passed as is: give the PMD symlinks with plain names in a private folder instead.
+std::string make_links(const std::vector<CaptureInfo>& caps, CaptureSetup& cs) {
+    char tmpl[] = "/tmp/stateline.XXXXXX";
+    if (!mkdtemp(tmpl)) return std::string("cannot create a temporary folder in /tmp: ") + std::strerror(errno);
+    cs.dir = tmpl;
+    for (size_t i = 0; i < caps.size(); ++i) {
+        std::string target = fs::absolute(caps[i].path).string();
+        std::string link = cs.dir + "/capture" + std::to_string(i);
+        if (symlink(target.c_str(), link.c_str()) != 0)
+            return "cannot link " + target + " into " + cs.dir + ": " + std::strerror(errno);
+        cs.links.push_back(link);
+    }
+    return {};
+}
+
+uint64_t mbuf_bytes() {
+    return sizeof(rte_mbuf) + RTE_ALIGN_CEIL(sizeof(packet::PacketMeta), RTE_MBUF_PRIV_ALIGN) + RTE_MBUF_DEFAULT_BUF_SIZE;
+}
+
+flow::FlowTableConfig table_config(const config::Config& c) {
+    flow::FlowTableConfig t;
+    t.capacity = c.flow_capacity;
+    t.expiry_batch = c.expiry_batch;
+    t.evict_search = c.evict_search;
+    auto ms = [](uint32_t s) { return s * 1000u; };
+    t.timeout_ms[static_cast<unsigned>(flow::TimeoutClass::half_open)] = ms(c.timeout_half_open);
+    t.timeout_ms[static_cast<unsigned>(flow::TimeoutClass::established)] = ms(c.timeout_established);
+    t.timeout_ms[static_cast<unsigned>(flow::TimeoutClass::closing)] = ms(c.timeout_closing);
+    t.timeout_ms[static_cast<unsigned>(flow::TimeoutClass::time_wait)] = ms(2 * c.msl);
+    t.timeout_ms[static_cast<unsigned>(flow::TimeoutClass::closed)] = ms(c.timeout_closed);
+    return t;
+}
+
+int count_vdev_args(const std::vector<char*>& eal) {
+    int n = 0;
+    for (size_t i = 1; i < eal.size(); ++i) {
+        std::string a = eal[i];
+        if (a == "--vdev") ++n;
+        else if (a.rfind("--vdev=", 0) == 0) ++n;
+    }
+    return n;
+}
+
+void print_progress(const Dispatcher& d, uint64_t total, double elapsed, bool final) {
+    uint64_t done = d.frames_read.load(std::memory_order_relaxed);
+    double pct = total ? 100.0 * double(done) / double(total) : 100.0;
+    std::fprintf(stderr, "\rstateline: replayed %llu of %llu frames (%.0f%%), %.2f Mpps%s",
+                 static_cast<unsigned long long>(done), static_cast<unsigned long long>(total), pct,
+                 elapsed > 0 ? double(done) / elapsed / 1e6 : 0.0, final ? "\n" : "   ");
+    std::fflush(stderr);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<char*> eal_args, app_args;
+    split_args(argc, argv, eal_args, app_args);
+    Options opt;
+    parse_options(app_args, opt);
+
+    const bool capture_mode = !opt.pcaps.empty();
+    if (capture_mode && eal_args.size() > 1)
+        die("give either --pcap (Stateline sets up EAL itself) or EAL arguments before '--', not both");
+    if (!capture_mode && eal_args.size() <= 1)
+        die("nothing to read: give --pcap FILE to replay a capture, or EAL arguments and '--' for live "
+            "ports (see --help)");
+
+    // Stage 1: config.
+    config::Config cfg;
+    if (!opt.config_path.empty()) {
+        auto r = config::load_file(opt.config_path);
+        if (!r.ok())
+            die("invalid config, nothing started:\n" + config::format_errors(r.errors) +
+                "(conf/stateline.yaml documents every parameter)");
+        cfg = r.config;
+    }
+    if (opt.workers) cfg.workers = opt.workers;
+
+    // Stage 2: captures, checked before anything starts so a bad file gets a clear error.
+    std::vector<CaptureInfo> caps;
+    CaptureSetup links;
+    if (capture_mode) {
+        if (opt.pcaps.size() > RTE_MAX_ETHPORTS - 1)
+            die("at most " + std::to_string(RTE_MAX_ETHPORTS - 1) + " captures at once; merge them with mergecap");
+        for (const auto& p : opt.pcaps) {
+            CaptureInfo ci;
+            std::string err = probe_capture(p, ci);
+            if (!err.empty()) die(err);
+            if (!ci.read_error.empty())
+                warn("capture '" + p + "' breaks off after " + std::to_string(ci.frames) + " frames (" +
+                     ci.read_error + "); replaying the frames before that");
+            caps.push_back(ci);
+        }
+        std::string err = make_links(caps, links);
+        if (!err.empty()) die(err);
+    }
+
+    // Stage 3: EAL.
+    std::vector<std::string> gen;  // storage for generated EAL arguments
+    std::vector<char*> eal;
+    unsigned workers = cfg.workers;
+    if (capture_mode) {
+        const unsigned lcores = workers + 2;  // control + dispatcher + workers
+        uint64_t need = uint64_t(cfg.mbufs) * mbuf_bytes() + uint64_t(workers) * flow::FlowTable::memory_size(cfg.flow_capacity) +
+                        uint64_t(workers) * cfg.worker_ring * sizeof(void*) * 2;
+        uint64_t mem_mb = need / (1 << 20) + 128;
+        gen = {argv[0], "--no-huge", "--no-pci", "--no-shconf", "--no-telemetry",
+               "--file-prefix=stateline-" + std::to_string(getpid()), "-m", std::to_string(mem_mb),
+               "--lcores=" + lcore_map(lcores), opt.verbose ? "--log-level=info" : "--log-level=warning"};
+        for (size_t i = 0; i < caps.size(); ++i)
+            gen.push_back("--vdev=net_pcap" + std::to_string(i) + ",rx_pcap=" + links.links[i]);
+        for (auto& s : gen) eal.push_back(s.data());
+    } else {
+        eal = eal_args;
+    }
+    if (!opt.verbose && !capture_mode) rte_log_set_global_level(RTE_LOG_NOTICE);
+    int rc = rte_eal_init(static_cast<int>(eal.size()), eal.data());
+    if (rc < 0)
+        die(std::string("DPDK EAL initialisation failed: ") + rte_strerror(rte_errno) +
+            (capture_mode ? "" : " (check the EAL arguments before '--'; see the EAL messages above)"), 1);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+
+    // EAL leaves its runtime folder behind; a capture replay is a one-off, so tidy it at exit.
+    std::string runtime_dir = rte_eal_get_runtime_dir();
+    auto cleanup = [&](int code) {
+        rte_eal_cleanup();
+        if (capture_mode) {
+            std::error_code ec;
+            fs::remove_all(runtime_dir, ec);
+        }
+        return code;
+    };
+
+    // Stage 4: ports.
+    const uint16_t nports = rte_eth_dev_count_avail();
+    if (capture_mode && nports != caps.size())
+        die("net_pcap opened " + std::to_string(nports) + " of " + std::to_string(caps.size()) +
+                " captures (see the messages above)", 1);
+    if (!capture_mode) {
+        if (nports == 0)
+            die("no port found: bind a NIC to vfio-pci (dpdk-devbind.py --bind=vfio-pci 0000:03:00.0) and allow "
+                "it with -a, or give a virtual port with --vdev", 1);
+        int vdevs = count_vdev_args(eal);
+        if (vdevs > 0 && nports < vdevs)
+            die(std::to_string(vdevs) + " --vdev port(s) asked for but only " + std::to_string(nports) +
+                    " port(s) probed: a vdev failed to probe (see the EAL messages above)", 1);
+        unsigned avail = rte_lcore_count() - 1;
+        if (avail == 0)
+            die("no worker lcore: the main lcore is the control core, so give at least two lcores (-l 0-1)", 1);
+        if (opt.workers && opt.workers != avail)
+            die("--workers " + std::to_string(opt.workers) + " asked for but EAL has " + std::to_string(avail) +
+                    " worker lcore(s): set them with -l/--lcores", 1);
+        workers = avail;
+    }
+    if (rte_lcore_count() < (capture_mode ? workers + 2 : workers + 1))
+        die("fewer lcores than needed (" + std::to_string(rte_lcore_count()) + ")", 1);
+
+    std::string err;
+    rte_mempool* pool = create_pktmbuf_pool(cfg.mbufs, static_cast<int>(rte_socket_id()), err);
+    if (!pool) die(err, 1);
+
+    std::vector<PortInfo> ports;
+    uint16_t p;
+    RTE_ETH_FOREACH_DEV(p) {
+        PortInfo pi;
+        uint16_t q = capture_mode ? 1 : static_cast<uint16_t>(workers);
+        if (!setup_port(p, q, static_cast<uint16_t>(cfg.rx_descriptors), pool, pi, err)) die(err, 1);
+        if (capture_mode) pi.link = caps[ports.size()].link;
+        ports.push_back(pi);
+    }
+
+    // Stage 5: workers and their tables, on their lcores' sockets.
+    auto tcfg = table_config(cfg);
+    const size_t table_bytes = flow::FlowTable::memory_size(tcfg.capacity);
+    std::vector<std::unique_ptr<Worker>> ws;
+    std::vector<void*> table_mem;
+    std::vector<std::unique_ptr<flow::FlowTable>> tables;
+    std::vector<unsigned> lcore_ids;
+    unsigned lc;
+    RTE_LCORE_FOREACH_WORKER(lc) lcore_ids.push_back(lc);
+    unsigned next_lcore = 0;
+    unsigned dispatcher_lcore = capture_mode ? lcore_ids[next_lcore++] : 0;
+    for (unsigned i = 0; i < workers; ++i) {
+        auto w = std::make_unique<Worker>();
+        w->id = i;
+        w->lcore = lcore_ids[next_lcore++];
+        w->run = &g_run;
+        w->burst = cfg.burst;
+        int socket = static_cast<int>(rte_lcore_to_socket_id(w->lcore));
+        void* mem = rte_malloc_socket("flow_table", table_bytes, 64, socket);
+        if (!mem)
+            die("cannot allocate the flow table (" + std::to_string(table_bytes >> 20) + " MiB for " +
+                    std::to_string(tcfg.capacity) + " connections) on socket " + std::to_string(socket) +
+                    ": lower flow_table.capacity or give EAL more memory",
+                1);
+        table_mem.push_back(mem);
+        tables.push_back(std::make_unique<flow::FlowTable>(tcfg, mem));
+        w->table = tables.back().get();
+        w->tsc_hz = rte_get_tsc_hz();
+        w->tsc_base = rte_rdtsc();
+        w->ns_base = uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count());
+        if (capture_mode) {
+            w->input = InputKind::ring;
+            w->yield_when_idle = true;
+            std::string name = "worker_ring" + std::to_string(i);
+            w->ring = rte_ring_create(name.c_str(), cfg.worker_ring, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
+            if (!w->ring) die("cannot create " + name + ": " + rte_strerror(rte_errno), 1);
+        } else {
+            w->input = InputKind::ports;
+            for (const auto& p : ports) w->rxq[w->nb_rxq++] = RxQueue{p.port_id, static_cast<uint16_t>(i), p.link};
+        }
+        ws.push_back(std::move(w));
+    }
+
+    Dispatcher disp;
+    uint64_t total_frames = 0;
+    if (capture_mode) {
+        disp.run = &g_run;
+        disp.burst = cfg.burst;
+        disp.ts_offset = rx_timestamp_offset();
+        if (disp.ts_offset < 0) warn("the capture PMD gives no timestamps: timeouts will not advance");
+        for (size_t i = 0; i < caps.size(); ++i) {
+            disp.sources.push_back({ports[i].port_id, caps[i]});
+            total_frames += caps[i].frames;
+        }
+        for (auto& w : ws) disp.rings.push_back(w->ring);
+    }
+
+    // Stage 6: launch, then the control loop.
+    auto t0 = std::chrono::steady_clock::now();
+    for (auto& w : ws) rte_eal_remote_launch(worker_main, w.get(), w->lcore);
+    if (capture_mode) rte_eal_remote_launch(dispatcher_main, &disp, dispatcher_lcore);
+
+    const bool tty = opt.progress && isatty(STDERR_FILENO);
+    auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+    double last_print = 0;
+    if (!capture_mode)
+        std::fprintf(stderr, "stateline: tracking on %zu port(s) with %u worker(s); Ctrl-C to stop\n", ports.size(), workers);
+    for (;;) {
+        if (g_run.stop.load(std::memory_order_relaxed)) break;
+        if (capture_mode && g_run.input_done.load(std::memory_order_acquire)) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        if (tty && capture_mode && elapsed() - last_print >= 0.5) {
+            last_print = elapsed();
+            print_progress(disp, total_frames, last_print, false);
+        }
+    }
+    rte_eal_mp_wait_lcore();
+    const double secs = elapsed();
+    if (tty && capture_mode) print_progress(disp, total_frames, secs, true);
+
+    // Stage 7: flush and report. Connections still open are flushed (and, with the connection
+    // log, logged) now that the workers have stopped.
+    RunReport rep;
+    rep.mode = capture_mode ? "capture" : "live";
+    rep.captures = caps;
+    rep.undelivered = disp.undelivered;
+    rep.interrupted = g_run.stop.load();
+    rep.elapsed_s = secs;
+    rep.capacity_per_worker = tcfg.capacity;
+    rep.table_bytes_per_worker = table_bytes;
+    for (const auto& p : ports) rep.ports.push_back(p.name);
+    for (auto& w : ws) {
+        w->table->flush();
+        rep.workers.push_back({w->id, w->lcore, counters::collect(w->counters, w->table->stats())});
+    }
+    for (size_t i = 0; i < disp.stalled.size(); ++i)
+        if (disp.stalled[i])
+            warn("capture '" + caps[i].path + "': the PMD stopped delivering after " +
+                 std::to_string(caps[i].frames - disp.undelivered[i]) + " of " + std::to_string(caps[i].frames) + " frames");
+
+    int exit_code = 0;
+    if (!opt.summary_path.empty()) {
+        std::ofstream out(opt.summary_path);
+        if (out) out << summary_json(rep).dump(2) << "\n";
+        if (!out) {
+            warn("cannot write the summary to '" + opt.summary_path + "': " + std::strerror(errno));
+            exit_code = 1;
+        }
+    }
+    if (!opt.quiet) std::fputs(summary_text(rep).c_str(), stdout);
+
+    for (const auto& p : ports) {
+        rte_eth_dev_stop(p.port_id);
+        rte_eth_dev_close(p.port_id);
+    }
+    for (auto& w : ws) rte_ring_free(w->ring);
+    tables.clear();
+    for (void* m : table_mem) rte_free(m);
+    rte_mempool_free(pool);
+    return cleanup(exit_code);
+}

@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// Port bring-up: the mbuf pool, ethdev configuration with symmetric RSS where the NIC has it,
+// RX timestamps where the PMD offers them (net_pcap: capture time), start, and the checks that
+// name what is wrong.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <rte_mempool.h>
+
+#include "packet_meta.hpp"
+
+namespace stateline {
+
+struct PortInfo {
+    uint16_t port_id = 0;
+    std::string name;
+    packet::LinkType link = packet::LinkType::ethernet;
+    uint16_t rx_queues = 0;
+    bool rss = false;          // symmetric RSS configured
+    bool timestamps = false;   // the PMD stamps each mbuf (capture time for net_pcap)
+};
+
+// Creates the packet pool; mbufs carry a PacketMeta in their private area.
+rte_mempool* create_pktmbuf_pool(uint32_t n, int socket, std::string& err);
+
+// Configures and starts a port with `rx_queues` RX queues (and one TX queue, unused for now).
+bool setup_port(uint16_t port, uint16_t rx_queues, uint16_t rx_desc, rte_mempool* pool,
+                PortInfo& out, std::string& err);
+
+// Registered RX timestamp dynamic field, or -1 when no PMD registered one.
+int rx_timestamp_offset();
+
+}  // namespace stateline

@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#include "summary.hpp"
+
+#include <fmt/format.h>
+
+#include <map>
+
+#include "packet_meta.hpp"
+
+namespace stateline {
+
+namespace {
+
+using counters::descriptors;
+
+std::vector<uint64_t> totals(const RunReport& r) {
+    std::vector<uint64_t> t(descriptors().size(), 0);
+    for (const auto& w : r.workers)
+        for (size_t i = 0; i < t.size(); ++i) t[i] += w.values[i];
+    return t;
+}
+
+uint64_t value(const std::vector<uint64_t>& v, const std::string& group, const std::string& name) {
+    const auto& d = descriptors();
+    for (size_t i = 0; i < d.size(); ++i)
+        if (d[i].group == group && d[i].name == name) return v[i];
+    return 0;
+}
+
+// Nests "flows.removed" as j["flows"]["removed"].
+nlohmann::ordered_json& group_node(nlohmann::ordered_json& root, const std::string& group) {
+    nlohmann::ordered_json* node = &root;
+    size_t start = 0;
+    for (;;) {
+        size_t dot = group.find('.', start);
+        node = &(*node)[group.substr(start, dot == std::string::npos ? std::string::npos : dot - start)];
+        if (dot == std::string::npos) return *node;
+        start = dot + 1;
+    }
+}
+
+void put_groups(nlohmann::ordered_json& root, const std::vector<uint64_t>& v) {
+    const auto& d = descriptors();
+    for (size_t i = 0; i < d.size(); ++i) group_node(root, d[i].group)[d[i].name] = v[i];
+}
+
+const char* link_name(const CaptureInfo& c) {
+    return c.link == packet::LinkType::linux_sll ? "LINUX_SLL" : "EN10MB";
+}
+
+std::string thousands(uint64_t n) {
+    const std::string d = std::to_string(n);
+    std::string s;
+    for (size_t i = 0; i < d.size(); ++i) {
+        if (i && (d.size() - i) % 3 == 0) s += ',';
+        s += d[i];
+    }
+    return s;
+}
+
+std::string human_bytes(uint64_t b) {
+    if (b >= 10ull << 30) return fmt::format("{:.1f} GiB", b / double(1ull << 30));
+    if (b >= 10ull << 20) return fmt::format("{:.1f} MiB", b / double(1ull << 20));
+    if (b >= 10ull << 10) return fmt::format("{:.1f} KiB", b / double(1ull << 10));
+    return fmt::format("{} B", b);
+}
+
+}  // namespace
+
+nlohmann::ordered_json summary_json(const RunReport& r) {
+    const auto t = totals(r);
+    nlohmann::ordered_json j;
+    j["version"] = STATELINE_VERSION;
+    j["mode"] = r.mode;
+    j["interrupted"] = r.interrupted;
+    // The four headline figures, checked against tshark by the functional tests.
+    j["packets"] = value(t, "rx", "rx_packets");
+    j["bytes"] = value(t, "rx", "rx_bytes");
+    j["tcp_packets"] = value(t, "outcomes", "tcp");
+    j["tcp_flows"] = value(t, "flows", "created");
+    j["elapsed_s"] = r.elapsed_s;
+    if (!r.captures.empty()) {
+        auto& caps = j["captures"] = nlohmann::ordered_json::array();
+        uint64_t first = UINT64_MAX, last = 0;
+        for (size_t i = 0; i < r.captures.size(); ++i) {
+            const auto& c = r.captures[i];
+            nlohmann::ordered_json o;
+            o["path"] = c.path;
+            o["link_type"] = link_name(c);
+            o["frames_in_file"] = c.frames;
+            o["frames_not_delivered"] = i < r.undelivered.size() ? r.undelivered[i] : 0;
+            if (!c.read_error.empty()) o["read_error"] = c.read_error;
+            caps.push_back(o);
+            if (c.frames) {
+                first = std::min(first, c.first_ts_ns);
+                last = std::max(last, c.last_ts_ns);
+            }
+        }
+        j["capture_span_s"] = first <= last ? double(last - first) / 1e9 : 0.0;
+    }
+    if (!r.ports.empty()) j["ports"] = r.ports;
+    put_groups(j, t);
+
+    // Every frame lands in exactly one outcome; the categories add up to packets.
+    uint64_t cat[3] = {};
+    for (unsigned i = 0; i < packet::kOutcomeCount; ++i)
+        cat[static_cast<unsigned>(packet::kOutcomeInfo[i].category)] += value(t, "outcomes", packet::kOutcomeInfo[i].name);
+    j["outcome_categories"] = {{"tracked", cat[0]}, {"counted", cat[1]}, {"malformed", cat[2]}};
+    j["flows"]["capacity_per_worker"] = r.capacity_per_worker;
+    j["flows"]["table_bytes_per_worker"] = r.table_bytes_per_worker;
+    j["flows"]["table_bytes_per_connection"] =
+        r.capacity_per_worker ? double(r.table_bytes_per_worker) / r.capacity_per_worker : 0.0;
+
+    auto& ws = j["workers"] = nlohmann::ordered_json::array();
+    for (const auto& w : r.workers) {
+        nlohmann::ordered_json o;
+        o["id"] = w.id;
+        o["lcore"] = w.lcore;
+        put_groups(o, w.values);
+        ws.push_back(o);
+    }
+    return j;
+}
+
+std::string summary_text(const RunReport& r) {
+    const auto t = totals(r);
+    const auto& d = descriptors();
+    std::string s;
+    auto line = [&](const char* label, const std::string& text) { s += fmt::format("  {:<11}{}\n", label, text); };
+
+    s += fmt::format("Stateline {}: {} mode, {} worker{}{}\n", STATELINE_VERSION, r.mode, r.workers.size(),
+                     r.workers.size() == 1 ? "" : "s", r.interrupted ? " (interrupted)" : "");
+    for (size_t i = 0; i < r.captures.size(); ++i) {
+        const auto& c = r.captures[i];
+        std::string extra;
+        if (i < r.undelivered.size() && r.undelivered[i])
+            extra += fmt::format(", {} not delivered by the PMD", thousands(r.undelivered[i]));
+        if (!c.read_error.empty()) extra += ", file breaks off: " + c.read_error;
+        line(i == 0 ? "captures" : "", fmt::format("{} ({} frames, {}{})", c.path, thousands(c.frames), link_name(c), extra));
+    }
+    uint64_t packets = value(t, "rx", "rx_packets");
+    uint64_t bytes = value(t, "rx", "rx_bytes");
+    line("packets", fmt::format("{} ({}) in {:.3f} s, {:.3f} Mpps", thousands(packets), human_bytes(bytes), r.elapsed_s,
+                                r.elapsed_s > 0 ? packets / r.elapsed_s / 1e6 : 0.0));
+    line("TCP", fmt::format("{} segments, {} connections", thousands(value(t, "outcomes", "tcp")),
+                            thousands(value(t, "flows", "created"))));
+
+    std::string counted, malformed;
+    for (unsigned i = 0; i < packet::kOutcomeCount; ++i) {
+        const auto& o = packet::kOutcomeInfo[i];
+        uint64_t v = value(t, "outcomes", o.name);
+        if (!v || o.category == packet::OutcomeCategory::tracked) continue;
+        std::string& dst = o.category == packet::OutcomeCategory::counted ? counted : malformed;
+        dst += fmt::format("{}{} {}", dst.empty() ? "" : ", ", o.name, thousands(v));
+    }
+    line("not TCP", counted.empty() ? "none" : counted);
+    line("malformed", malformed.empty() ? "none" : malformed);
+
+    std::string removed;
+    for (size_t i = 0; i < d.size(); ++i)
+        if (d[i].group == "flows.removed") removed += fmt::format(", {} {}", d[i].name, thousands(t[i]));
+    line("flows", fmt::format("created {}{}", thousands(value(t, "flows", "created")), removed));
+    uint64_t failed = value(t, "flows.insert_failed", "table_full") + value(t, "flows.insert_failed", "bucket_full");
+    if (failed)
+        line("", fmt::format("NOT TRACKED: {} connections found the table full (table_full {}, bucket_full {}); "
+                             "raise flow_table.capacity",
+                             thousands(failed), thousands(value(t, "flows.insert_failed", "table_full")),
+                             thousands(value(t, "flows.insert_failed", "bucket_full"))));
+    line("table", fmt::format("{} connections per worker, {} each ({:.0f} B per connection)",
+                              thousands(r.capacity_per_worker), human_bytes(r.table_bytes_per_worker),
+                              r.capacity_per_worker ? double(r.table_bytes_per_worker) / r.capacity_per_worker : 0.0));
+    std::string per;
+    for (const auto& w : r.workers)
+        per += fmt::format("{}#{} {} frames, {} connections", per.empty() ? "" : "; ", w.id,
+                           thousands(value(w.values, "rx", "rx_packets")), thousands(value(w.values, "flows", "created")));
+    line("workers", per);
+    return s;
+}
+
+}  // namespace stateline

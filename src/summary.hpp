@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// The end-of-run report: a readable summary on stdout and the same figures as JSON, both
+// generated from the counter descriptors (lib/counters), so they cannot disagree.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "capture_probe.hpp"
+#include "counters.hpp"
+
+namespace stateline {
+
+struct WorkerReport {
+    unsigned id;
+    unsigned lcore;
+    std::vector<uint64_t> values;  // in counters::descriptors() order
+};
+
+struct RunReport {
+    std::string mode;  // "capture" or "live"
+    std::vector<CaptureInfo> captures;
+    std::vector<uint64_t> undelivered;  // per capture: frames the PMD never delivered
+    std::vector<std::string> ports;
+    std::vector<WorkerReport> workers;
+    uint32_t capacity_per_worker = 0;
+    uint64_t table_bytes_per_worker = 0;
+    double elapsed_s = 0;
+    bool interrupted = false;
+};
+
+nlohmann::ordered_json summary_json(const RunReport& r);
+std::string summary_text(const RunReport& r);
+
+}  // namespace stateline

@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// The worker burst loop, as named stages:
+//   rx -> [parse] -> classify -> lookup (bulk, prefetched) -> track -> free
+// then a bounded housekeeping slice: one expiry step.
+// No locks, allocation, syscalls or logging per packet; the only syscall is sched_yield() after
+// a run of empty polls in capture mode, where workers share cores with the dispatcher.
+#include "worker.hpp"
+
+#include <sched.h>
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_prefetch.h>
+
+#include "parser.hpp"
+
+namespace stateline {
+
+using flow::FlowTable;
+using flow::kNoEntry;
+using flow::TimeoutClass;
+using packet::Outcome;
+using packet::PacketMeta;
+namespace tf = packet::tcp_flag;
+
+namespace {
+
+inline uint32_t to_table_ms(uint64_t ns) { return static_cast<uint32_t>(ns / 1'000'000); }
+
+// Timeout class of a new connection from its first segment. A minimal classifier that keeps
+// the table's recycling policy honest until the full state machine (docs/tcp-state-machine.md)
+// takes over: a SYN or SYN-ACK opens a half-open entry, RST a closed one, FIN a closing one,
+// anything else is a mid-stream pickup of an established connection.
+inline TimeoutClass class_of_first(uint8_t flags) {
+    if (flags & tf::rst) return TimeoutClass::closed;
+    if (flags & tf::syn) return TimeoutClass::half_open;
+    if (flags & tf::fin) return TimeoutClass::closing;
+    return TimeoutClass::established;
+}
+
+// Next timeout class of a known connection.
+inline TimeoutClass class_next(TimeoutClass c, uint8_t flags, bool from_orig) {
+    if (flags & tf::rst) return TimeoutClass::closed;
+    if (flags & tf::fin) return c == TimeoutClass::closing ? TimeoutClass::time_wait : TimeoutClass::closing;
+    // The originator's first ACK without SYN completes the handshake.
+    if (c == TimeoutClass::half_open && from_orig && (flags & (tf::ack | tf::syn)) == tf::ack)
+        return TimeoutClass::established;
+    return c;
+}
+
+// Stage: account each frame under its outcome and gather the tracked TCP segments.
+inline uint16_t stage_classify(Worker& w, rte_mbuf** pkts, uint16_t n, PacketMeta** tcp,
+                               const flow::FlowKey** keys, uint32_t* hashes) {
+    uint16_t nt = 0;
+    uint64_t bytes = 0;
+    for (uint16_t i = 0; i < n; ++i) {
+        PacketMeta* m = meta_of(pkts[i]);
+        bytes += pkts[i]->pkt_len;
+        w.counters.add(m->outcome);
+        if (m->outcome != Outcome::tcp) continue;
+        if (m->info & (packet::info_bit::payload_truncated | packet::info_bit::bad_tcp_options |
+                       packet::info_bit::ip_first_fragment)) [[unlikely]] {
+            if (m->info & packet::info_bit::payload_truncated) w.counters.add(counters::Scalar::tcp_payload_truncated);
+            if (m->info & packet::info_bit::bad_tcp_options) w.counters.add(counters::Scalar::tcp_bad_options);
+            if (m->info & packet::info_bit::ip_first_fragment) w.counters.add(counters::Scalar::ip_first_fragments);
+        }
+        if (m->vlan_depth > 2) [[unlikely]] w.counters.add(counters::Scalar::vlan_deeper_than_key);
+        tcp[nt] = m;
+        keys[nt] = &m->key;
+        hashes[nt] = m->hash;
+        ++nt;
+    }
+    w.counters.add(counters::Scalar::rx_packets, n);
+    w.counters.add(counters::Scalar::rx_bytes, bytes);
+    return nt;
+}
+
+// Stage: advance each connection. Misses insert; what cannot be inserted is counted.
+inline void stage_track(Worker& w, PacketMeta** tcp, const uint32_t* idx, uint16_t nt) {
+    FlowTable& t = *w.table;
+    for (uint16_t i = 0; i < nt; ++i) {
+        PacketMeta& m = *tcp[i];
+        // Capture time drives the table clock, so replays give the same results at any speed.
+        // (Live, stage_parse stamped the burst with the TSC clock: never ahead of it.)
+        if (m.ts_ns > w.now_ns) {
+            w.now_ns = m.ts_ns;
+            t.set_now(to_table_ms(w.now_ns));
+        }
+        uint32_t e = idx[i];
+        bool created = false;
+        if (e == kNoEntry) {
+            e = t.find_or_insert(m.key, m.hash, class_of_first(m.tcp_flags), &created);
+            if (e == kNoEntry) [[unlikely]] {
+                w.counters.add(counters::Scalar::untracked_no_room);
+                continue;
+            }
+        }
+        flow::FlowEntry& fe = t.entry(e);
+        flow::FlowCold& fc = t.cold(e);
+        const unsigned side = static_cast<unsigned>(m.sender);
+        if (created) {
+            // The originator is whoever sent first, except that a SYN-ACK seen first was sent
+            // by the responder (its SYN was missed).
+            bool sender_is_orig = !((m.tcp_flags & (tf::syn | tf::ack)) == (tf::syn | tf::ack));
+            bool orig_hi = (side == 1) == sender_is_orig;
+            fe.flags = orig_hi ? flow::flow_flag::orig_is_hi : 0;
+            fc.first_ts_ns = m.ts_ns;
+        } else {
+            bool from_orig = (side == 1) == ((fe.flags & flow::flow_flag::orig_is_hi) != 0);
+            t.touch(e, class_next(fe.tclass, m.tcp_flags, from_orig));
+        }
+        fc.last_ts_ns = m.ts_ns;
+        fc.pkts[side] += 1;
+        fc.ip_bytes[side] += m.ip_len;
+    }
+}
+
+inline void stage_parse(Worker& w, rte_mbuf** pkts, uint16_t n, packet::LinkType link) {
+    for (uint16_t i = 0; i < n; ++i) {
+        if (i + 2 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 2], void*));
+        PacketMeta* m = meta_of(pkts[i]);
+        packet::parse_frame(rte_pktmbuf_mtod(pkts[i], const uint8_t*), pkts[i]->data_len, link, *m);
+        m->ts_ns = w.now_ns;
+    }
+}
+
+void housekeeping(Worker& w) {
+    w.table->expire_step();
+}
+
+void live_clock(Worker& w) {
+    w.now_ns = w.ns_base + (rte_rdtsc() - w.tsc_base) * 1'000'000'000ull / w.tsc_hz;
+    w.table->set_now(to_table_ms(w.now_ns));
+}
+
+}  // namespace
+
+void worker_process_burst(Worker& w, rte_mbuf** pkts, uint16_t n) {
+    PacketMeta* tcp[kMaxBurst];
+    const flow::FlowKey* keys[kMaxBurst];
+    uint32_t hashes[kMaxBurst];
+    uint32_t idx[kMaxBurst];
+    uint16_t nt = stage_classify(w, pkts, n, tcp, keys, hashes);
+    if (nt) {
+        w.table->lookup_bulk(keys, hashes, nt, idx);
+        stage_track(w, tcp, idx, nt);
+    }
+    rte_pktmbuf_free_bulk(pkts, n);
+}
+
+int worker_main(void* arg) {
+    Worker& w = *static_cast<Worker*>(arg);
+    rte_mbuf* pkts[kMaxBurst];
+    unsigned idle = 0;
+
+    if (w.input == InputKind::ring) {
+        for (;;) {
+            if (w.run->stop.load(std::memory_order_relaxed)) [[unlikely]]
+                break;
+            // Read input_done before draining: once set, an empty ring means the end.
+            bool done = w.run->input_done.load(std::memory_order_acquire);
+            uint16_t n = static_cast<uint16_t>(rte_ring_sc_dequeue_burst(w.ring, reinterpret_cast<void**>(pkts), w.burst, nullptr));
+            if (n == 0) {
+                w.counters.add(counters::Scalar::polls_idle);
+                if (done) break;
+                if (++idle >= 64 && w.yield_when_idle) {
+                    idle = 0;
+                    sched_yield();
+                }
+                continue;
+            }
+            idle = 0;
+            w.counters.add(counters::Scalar::polls_busy);
+            worker_process_burst(w, pkts, n);
+            housekeeping(w);
+        }
+    } else {
+        while (!w.run->stop.load(std::memory_order_relaxed)) {
+            live_clock(w);
+            bool any = false;
+            for (uint16_t q = 0; q < w.nb_rxq; ++q) {
+                const RxQueue& rq = w.rxq[q];
+                uint16_t n = rte_eth_rx_burst(rq.port, rq.queue, pkts, static_cast<uint16_t>(w.burst));
+                if (n == 0) continue;
+                any = true;
+                stage_parse(w, pkts, n, rq.link);
+                worker_process_burst(w, pkts, n);
+            }
+            w.counters.add(any ? counters::Scalar::polls_busy : counters::Scalar::polls_idle);
+            housekeeping(w);
+        }
+    }
+    return 0;
+}
+
+}  // namespace stateline

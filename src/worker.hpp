@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// A worker lcore and everything it owns. Nothing mutable here is shared with another worker;
+// the control core only reads `counters` (relaxed) while running and the rest after the stop.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "counters.hpp"
+#include "flow_table.hpp"
+#include "packet_meta.hpp"
+
+namespace stateline {
+
+inline constexpr uint32_t kMaxBurst = 64;
+inline constexpr uint16_t kMaxPorts = 32;
+
+// Where a worker's frames come from, fixed at start.
+enum class InputKind : uint8_t {
+    ports,  // live: RX queue `queue` of every port; the worker parses, time from the TSC
+    ring,   // capture replay: the dispatcher parsed already, time from packet timestamps
+};
+
+struct RxQueue {
+    uint16_t port;
+    uint16_t queue;
+    packet::LinkType link;
+};
+
+// Shared run state, written by the control core or the dispatcher, read once per loop.
+struct RunState {
+    std::atomic<bool> stop{false};        // SIGINT/SIGTERM or fatal error: finish now
+    std::atomic<bool> input_done{false};  // capture mode: dispatcher delivered everything
+};
+
+struct alignas(64) Worker {
+    unsigned id = 0;       // 0..workers-1
+    unsigned lcore = 0;
+    InputKind input = InputKind::ports;
+    RxQueue rxq[kMaxPorts];
+    uint16_t nb_rxq = 0;
+    rte_ring* ring = nullptr;  // InputKind::ring
+    uint32_t burst = 32;
+    bool yield_when_idle = false;  // capture mode shares cores with the dispatcher: be polite
+    RunState* run = nullptr;
+
+    flow::FlowTable* table = nullptr;
+    counters::WorkerCounters counters{};
+
+    // Time: the table clock (ms) follows packet timestamps in capture mode and the TSC live.
+    uint64_t now_ns = 0;
+    uint64_t tsc_hz = 0;
+    uint64_t tsc_base = 0;
+    uint64_t ns_base = 0;
+};
+
+// The lcore entry point (rte_eal_remote_launch); arg is a Worker*.
+int worker_main(void* arg);
+
+// The per-burst pipeline on frames whose PacketMeta is filled (exposed for tests and bench).
+void worker_process_burst(Worker& w, rte_mbuf** pkts, uint16_t n);
+
+// PacketMeta lives in the mbuf private area (see mbuf pool creation in ports.cpp).
+inline packet::PacketMeta* meta_of(rte_mbuf* m) {
+    return static_cast<packet::PacketMeta*>(rte_mbuf_to_priv(m));
+}
+
+}  // namespace stateline
