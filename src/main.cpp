@@ -282,13 +282,14 @@ int main(int argc, char** argv) {
         die("net_pcap opened " + std::to_string(nports) + " of " + std::to_string(caps.size()) +
                 " captures (see the messages above)", 1);
     if (!capture_mode) {
-        if (nports == 0)
-            die("no port found: bind a NIC to vfio-pci (dpdk-devbind.py --bind=vfio-pci 0000:03:00.0) and allow "
-                "it with -a, or give a virtual port with --vdev", 1);
+        // A vdev that fails to probe does not fail rte_eal_init: compare what was asked for.
         int vdevs = count_vdev_args(eal);
         if (vdevs > 0 && nports < vdevs)
             die(std::to_string(vdevs) + " --vdev port(s) asked for but only " + std::to_string(nports) +
                     " port(s) probed: a vdev failed to probe (see the EAL messages above)", 1);
+        if (nports == 0)
+            die("no port found: bind a NIC to vfio-pci (dpdk-devbind.py --bind=vfio-pci 0000:03:00.0) and allow "
+                "it with -a, or give a virtual port with --vdev", 1);
         unsigned avail = rte_lcore_count() - 1;
         if (avail == 0)
             die("no worker lcore: the main lcore is the control core, so give at least two lcores (-l 0-1)", 1);
@@ -402,7 +403,7 @@ int main(int argc, char** argv) {
     rep.mode = capture_mode ? "capture" : "live";
     rep.captures = caps;
     rep.undelivered = disp.undelivered;
-    rep.interrupted = g_run.stop.load();
+    rep.interrupted = capture_mode && g_run.stop.load();  // live mode always ends by a signal
     rep.elapsed_s = secs;
     rep.capacity_per_worker = tcfg.capacity;
     rep.table_bytes_per_worker = table_bytes;
