@@ -407,7 +407,11 @@ int main(int argc, char** argv) {
     rep.elapsed_s = secs;
     rep.capacity_per_worker = tcfg.capacity;
     rep.table_bytes_per_worker = table_bytes;
-    for (const auto& p : ports) rep.ports.push_back(p.name);
+    for (const auto& p : ports) {
+        rte_eth_stats st{};
+        rte_eth_stats_get(p.port_id, &st);
+        rep.ports.push_back({p.name, st.ipackets, st.ibytes, st.imissed, st.ierrors, st.rx_nombuf});
+    }
     for (auto& w : ws) {
         w->table->flush();
         rep.workers.push_back({w->id, w->lcore, counters::collect(w->counters, w->table->stats())});

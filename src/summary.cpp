@@ -98,7 +98,10 @@ nlohmann::ordered_json summary_json(const RunReport& r) {
         }
         j["capture_span_s"] = first <= last ? double(last - first) / 1e9 : 0.0;
     }
-    if (!r.ports.empty()) j["ports"] = r.ports;
+    auto& ps = j["ports"] = nlohmann::ordered_json::array();
+    for (const auto& p : r.ports)
+        ps.push_back({{"name", p.name}, {"ipackets", p.ipackets}, {"ibytes", p.ibytes}, {"imissed", p.imissed},
+                      {"ierrors", p.ierrors}, {"rx_nombuf", p.rx_nombuf}});
     put_groups(j, t);
 
     // Every frame lands in exactly one outcome; the categories add up to packets.
@@ -142,6 +145,10 @@ std::string summary_text(const RunReport& r) {
     uint64_t bytes = value(t, "rx", "rx_bytes");
     line("packets", fmt::format("{} ({}) in {:.3f} s, {:.3f} Mpps", thousands(packets), human_bytes(bytes), r.elapsed_s,
                                 r.elapsed_s > 0 ? packets / r.elapsed_s / 1e6 : 0.0));
+    for (const auto& p : r.ports)
+        if (p.imissed || p.ierrors || p.rx_nombuf)
+            line("LOST", fmt::format("port {}: {} frames missed (RX ring full), {} errors, {} without an mbuf",
+                                     p.name, thousands(p.imissed), thousands(p.ierrors), thousands(p.rx_nombuf)));
     line("TCP", fmt::format("{} segments, {} connections", thousands(value(t, "outcomes", "tcp")),
                             thousands(value(t, "flows", "created"))));
 

@@ -48,12 +48,16 @@ fi
 
 build=${BUILD_DIR:-build}
 opts=()
+# CI holds the code to warning_level=2 with no warning at all.
+[ "${CI:-}" = true ] && opts+=(-Dwerror=true)
 if [ "${SANITIZE:-0}" = 1 ]; then
   build=${BUILD_DIR:-build-asan}
   opts+=(-Db_sanitize=address,undefined -Db_lundef=false)
 fi
 if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" "${opts[@]}" >/dev/null
+elif [ ${#opts[@]} -gt 0 ]; then
+  meson configure "$build" "${opts[@]}" >/dev/null
 fi
 ninja -C "$build"
 

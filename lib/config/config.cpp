@@ -55,10 +55,10 @@ LoadResult load_node(const YAML::Node& root, const std::string& name) {
     for (const auto& p : kParams) by_path[p.path] = &p;
 
     // Walk the document so unknown keys are reported too (a typo must not silently keep a default).
-    auto visit_scalar = [&](const std::string& path, const YAML::Node& v) {
+    auto visit_scalar = [&](const std::string& path, const YAML::Node& k, const YAML::Node& v) {
         auto it = by_path.find(path);
         if (it == by_path.end()) {
-            r.errors.push_back({at(name, v.Mark()), "unknown parameter '" + path + "'"});
+            r.errors.push_back({at(name, k.Mark()), "unknown parameter '" + path + "'"});
             return;
         }
         const Param& p = *it->second;
@@ -94,9 +94,9 @@ LoadResult load_node(const YAML::Node& root, const std::string& name) {
         const std::string key = kv.first.as<std::string>();
         const YAML::Node& v = kv.second;
         if (v.IsMap()) {
-            for (const auto& kv2 : v) visit_scalar(key + "." + kv2.first.as<std::string>(), kv2.second);
+            for (const auto& kv2 : v) visit_scalar(key + "." + kv2.first.as<std::string>(), kv2.first, kv2.second);
         } else {
-            visit_scalar(key, v);
+            visit_scalar(key, kv.first, v);
         }
     }
 
