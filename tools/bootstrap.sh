@@ -27,6 +27,7 @@ packages=(
   libcli11-dev                # command line
   libgtest-dev                # unit tests
   tshark                      # the functional tests' oracle
+  tcpreplay iproute2          # replay into a veth pair read by net_af_packet (functional test)
 )
 
 missing=()
