@@ -4,8 +4,8 @@
 // Layout (see lib/flow/README.md for the why):
 //   buckets  64 B each: 8 x (16-bit signature, 32-bit entry index); two candidate buckets per key
 //   entries  64 B each: the hot line a packet touches, key first, then state
-//   colds    48 B each: what only the connection log reads
-// Memory per tracked connection, all included: 64 + 48 + 64/(8 * load) ~= 123 B at capacity.
+//   colds    64 B each: what only the connection log reads
+// Memory per tracked connection, all included: 64 + 64 + 64/(8 * 0.75) ~= 139 B at capacity.
 //
 // Free entries are chained through their first word; a full table recycles a non-established
 // entry found by a bounded clock hand, so a SYN flood recycles half-open entries and never
@@ -90,15 +90,17 @@ namespace flow_flag {
 inline constexpr uint8_t orig_is_hi = 0x01;  // the originator is side hi of the key
 }
 
-// What only the connection log needs, kept off the per-packet line.
-struct FlowCold {
+// What only the connection log needs, kept off the per-packet line. Exactly one line, aligned,
+// so reading or updating it is one miss, never two (a 48-byte element straddles lines half the
+// time).
+struct alignas(64) FlowCold {
     uint64_t first_ts_ns;    // capture time of the first packet
     uint64_t last_ts_ns;     // capture time of the last packet
     uint64_t ip_bytes[2];    // per side, IP header + payload
     uint32_t pkts[2];        // per side
-    uint8_t reserved[8];     // for the state machine's history (issue 3)
+    uint8_t tcp[24];         // owned by the TCP tracker: ISNs, Zeek history, anomaly bits
 };
-static_assert(sizeof(FlowCold) == 48, "cold data is budgeted at 48 bytes per connection");
+static_assert(sizeof(FlowCold) == 64, "cold data is one cache line per connection");
 
 struct FlowTableConfig {
     uint32_t capacity = 1u << 20;        // connections per worker
