@@ -31,6 +31,8 @@
 #include <rte_ring.h>
 
 #include "capture_probe.hpp"
+#include "conn_log.hpp"
+#include "conn_sink.hpp"
 #include "config.hpp"
 #include "counters.hpp"
 #include "dispatcher.hpp"
@@ -52,6 +54,8 @@ struct Options {
     std::vector<std::string> pcaps;
     std::string config_path;
     std::string summary_path;
+    std::string conn_log_path;
+    std::string conn_log_format = "tsv";
     unsigned workers = 0;  // 0: from config
     bool verbose = false;
     bool quiet = false;
@@ -106,6 +110,10 @@ int parse_options(std::vector<char*>& app, Options& o) {
     cli.add_option("-w,--workers", o.workers, "Worker lcores for a capture replay (default: config 'workers')")
         ->check(CLI::Range(1, 64));
     cli.add_option("-s,--summary", o.summary_path, "Write the end-of-run summary as JSON to this file");
+    cli.add_option("--conn-log", o.conn_log_path,
+                   "Write one record per connection (Zeek conn.log format) to this file");
+    cli.add_option("--conn-log-format", o.conn_log_format, "tsv (Zeek's ASCII log, default) or json (JSON lines)")
+        ->check(CLI::IsMember({"tsv", "json"}));
     cli.add_flag("-v,--verbose", o.verbose, "Show DPDK's informational messages");
     cli.add_flag("-q,--quiet", o.quiet, "Print no summary on stdout");
     cli.add_flag("!--no-progress", o.progress, "No progress line on a terminal");
@@ -220,6 +228,14 @@ int main(int argc, char** argv) {
     }
     if (opt.workers) cfg.workers = opt.workers;
 
+    // The connection log opens before anything starts, so a bad path fails early and alone.
+    ConnSink sink;
+    if (!opt.conn_log_path.empty()) {
+        connlog::Format fmt = connlog::Format::tsv;
+        connlog::parse_format(opt.conn_log_format, fmt);
+        if (!sink.log.open(opt.conn_log_path, fmt)) die(sink.log.error());
+    }
+
     // Stage 2: captures, checked before anything starts so a bad file gets a clear error.
     std::vector<CaptureInfo> caps;
     CaptureSetup links;
@@ -246,7 +262,8 @@ int main(int argc, char** argv) {
     if (capture_mode) {
         const unsigned lcores = workers + 2;  // control + dispatcher + workers
         uint64_t need = uint64_t(cfg.mbufs) * mbuf_bytes() + uint64_t(workers) * flow::FlowTable::memory_size(cfg.flow_capacity) +
-                        uint64_t(workers) * cfg.worker_ring * sizeof(void*) * 2;
+                        uint64_t(workers) * cfg.worker_ring * sizeof(void*) * 2 +
+                        uint64_t(workers) * cfg.conn_ring * sizeof(connlog::ConnRecord);
         uint64_t mem_mb = need / (1 << 20) + 128;
         gen = {argv[0], "--no-huge", "--no-pci", "--no-shconf", "--no-telemetry",
                "--file-prefix=stateline-" + std::to_string(getpid()), "-m", std::to_string(mem_mb),
@@ -318,6 +335,7 @@ int main(int argc, char** argv) {
     // Stage 5: workers and their tables, on their lcores' sockets.
     auto tcfg = table_config(cfg);
     const size_t table_bytes = flow::FlowTable::memory_size(tcfg.capacity);
+    const tcp::Tracker tracker;
     std::vector<std::unique_ptr<Worker>> ws;
     std::vector<void*> table_mem;
     std::vector<std::unique_ptr<flow::FlowTable>> tables;
@@ -340,8 +358,13 @@ int main(int argc, char** argv) {
                     ": lower flow_table.capacity or give EAL more memory",
                 1);
         table_mem.push_back(mem);
-        tables.push_back(std::make_unique<flow::FlowTable>(tcfg, mem));
+        tables.push_back(std::make_unique<flow::FlowTable>(tcfg, mem, worker_on_remove, w.get()));
         w->table = tables.back().get();
+        w->tracker = &tracker;
+        std::string cname = "conn_ring" + std::to_string(i);
+        w->conn_ring = rte_ring_create_elem(cname.c_str(), sizeof(connlog::ConnRecord), cfg.conn_ring, socket,
+                                            RING_F_SP_ENQ | RING_F_SC_DEQ);
+        if (!w->conn_ring) die("cannot create " + cname + ": " + rte_strerror(rte_errno), 1);
         w->tsc_hz = rte_get_tsc_hz();
         w->tsc_base = rte_rdtsc();
         w->ns_base = uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -388,6 +411,7 @@ int main(int argc, char** argv) {
         if (g_run.stop.load(std::memory_order_relaxed)) break;
         if (capture_mode && g_run.input_done.load(std::memory_order_acquire)) break;
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        for (auto& w : ws) sink.drain(*w);
         if (tty && capture_mode && elapsed() - last_print >= 0.5) {
             last_print = elapsed();
             print_progress(disp, total_frames, last_print, false);
@@ -412,16 +436,38 @@ int main(int argc, char** argv) {
         rte_eth_stats_get(p.port_id, &st);
         rep.ports.push_back({p.name, st.ipackets, st.ibytes, st.imissed, st.ierrors, st.rx_nombuf});
     }
+    // The current TCP state of every endpoint still tracked, before the flush ends them.
+    for (auto& w : ws)
+        w->table->for_each([&](uint32_t, const flow::FlowEntry& e) {
+            bool orig_hi = e.flags & flow::flow_flag::orig_is_hi;
+            ++rep.orig_states[static_cast<unsigned>(tcp::Tracker::state_of(e, orig_hi ? flow::Side::hi : flow::Side::lo))];
+            ++rep.resp_states[static_cast<unsigned>(tcp::Tracker::state_of(e, orig_hi ? flow::Side::lo : flow::Side::hi))];
+        });
+    set_flush_sink(&sink);
     for (auto& w : ws) {
+        sink.drain(*w);
+        w->drain_when_full = drain_into_flush_sink;
         w->table->flush();
+        sink.drain(*w);
         rep.workers.push_back({w->id, w->lcore, counters::collect(w->counters, w->table->stats())});
     }
+    set_flush_sink(nullptr);
+    rep.conn_states = sink.by_conn_state;
+    for (unsigned k = 0; k < connlog::kCloseKindCount; ++k) rep.closes[k] = sink.by_close[k];
+    rep.conn_records = sink.records;
     for (size_t i = 0; i < disp.stalled.size(); ++i)
         if (disp.stalled[i])
             warn("capture '" + caps[i].path + "': the PMD stopped delivering after " +
                  std::to_string(caps[i].frames - disp.undelivered[i]) + " of " + std::to_string(caps[i].frames) + " frames");
 
     int exit_code = 0;
+    if (sink.log.is_open()) {
+        bool ok = !sink.write_failed && sink.log.close();
+        if (!ok) {
+            warn("connection log '" + opt.conn_log_path + "': " + sink.log.error());
+            exit_code = 1;
+        }
+    }
     if (!opt.summary_path.empty()) {
         std::ofstream out(opt.summary_path);
         if (out) out << summary_json(rep).dump(2) << "\n";
@@ -436,7 +482,10 @@ int main(int argc, char** argv) {
         rte_eth_dev_stop(p.port_id);
         rte_eth_dev_close(p.port_id);
     }
-    for (auto& w : ws) rte_ring_free(w->ring);
+    for (auto& w : ws) {
+        rte_ring_free(w->ring);
+        rte_ring_free(w->conn_ring);
+    }
     tables.clear();
     for (void* m : table_mem) rte_free(m);
     rte_mempool_free(pool);

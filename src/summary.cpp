@@ -5,6 +5,7 @@
 
 #include <map>
 
+#include "conn_log.hpp"
 #include "packet_meta.hpp"
 
 namespace stateline {
@@ -77,7 +78,11 @@ nlohmann::ordered_json summary_json(const RunReport& r) {
     j["packets"] = value(t, "rx", "rx_packets");
     j["bytes"] = value(t, "rx", "rx_bytes");
     j["tcp_packets"] = value(t, "outcomes", "tcp");
-    j["tcp_flows"] = value(t, "flows", "created");
+    // Distinct TCP 5-tuples (with VLANs): a connection that reuses a tuple whose previous
+    // connection is still tracked (a new SYN after a close) is a new connection, not a new flow.
+    // A tuple reused after its entry expired counts again: the table keeps no history.
+    j["tcp_flows"] = value(t, "flows", "created") - value(t, "rx", "tuple_reused");
+    j["tcp_connections"] = value(t, "flows", "created");
     j["elapsed_s"] = r.elapsed_s;
     if (!r.captures.empty()) {
         auto& caps = j["captures"] = nlohmann::ordered_json::array();
@@ -114,6 +119,17 @@ nlohmann::ordered_json summary_json(const RunReport& r) {
     j["flows"]["table_bytes_per_connection"] =
         r.capacity_per_worker ? double(r.table_bytes_per_worker) / r.capacity_per_worker : 0.0;
 
+    auto& conns = j["connections"];
+    conns["records"] = r.conn_records;
+    conns["by_conn_state"] = r.conn_states;
+    for (unsigned k = 0; k < connlog::kCloseKindCount; ++k)
+        conns["by_close"][connlog::close_kind_name(static_cast<connlog::CloseKind>(k))] = r.closes[k];
+    for (unsigned st = 0; st < tcp::kStateCount; ++st) {
+        const char* name = tcp::state_name(static_cast<tcp::State>(st));
+        conns["tcp_states_at_stop"]["orig"][name] = r.orig_states[st];
+        conns["tcp_states_at_stop"]["resp"][name] = r.resp_states[st];
+    }
+
     auto& ws = j["workers"] = nlohmann::ordered_json::array();
     for (const auto& w : r.workers) {
         nlohmann::ordered_json o;
@@ -149,8 +165,9 @@ std::string summary_text(const RunReport& r) {
         if (p.imissed || p.ierrors || p.rx_nombuf)
             line("LOST", fmt::format("port {}: {} frames missed (RX ring full), {} errors, {} without an mbuf",
                                      p.name, thousands(p.imissed), thousands(p.ierrors), thousands(p.rx_nombuf)));
-    line("TCP", fmt::format("{} segments, {} connections", thousands(value(t, "outcomes", "tcp")),
-                            thousands(value(t, "flows", "created"))));
+    line("TCP", fmt::format("{} segments, {} connections on {} distinct tuples", thousands(value(t, "outcomes", "tcp")),
+                            thousands(value(t, "flows", "created")),
+                            thousands(value(t, "flows", "created") - value(t, "rx", "tuple_reused"))));
 
     std::string counted, malformed;
     for (unsigned i = 0; i < packet::kOutcomeCount; ++i) {
@@ -162,6 +179,25 @@ std::string summary_text(const RunReport& r) {
     }
     line("not TCP", counted.empty() ? "none" : counted);
     line("malformed", malformed.empty() ? "none" : malformed);
+
+    // Handshakes and teardowns, from the tracker's counters.
+    auto tcpv = [&](const char* n) { return value(t, "tcp", n); };
+    uint64_t hs_failed = tcpv("handshake_failed_bad_synack_ack") + tcpv("handshake_failed_bad_ack") +
+                         tcpv("handshake_failed_refused") + tcpv("handshake_failed_timeout");
+    line("handshakes", fmt::format("{} completed, {} failed (refused {}, timed out {}, bad SYN-ACK ack {}, bad ACK {})",
+                                   thousands(tcpv("handshake_completed")), thousands(hs_failed),
+                                   thousands(tcpv("handshake_failed_refused")), thousands(tcpv("handshake_failed_timeout")),
+                                   thousands(tcpv("handshake_failed_bad_synack_ack")), thousands(tcpv("handshake_failed_bad_ack"))));
+    line("teardowns", fmt::format("FIN {}, simultaneous {}, RST by originator {}, by responder {}, timeout {}",
+                                  thousands(tcpv("teardown_fin")), thousands(tcpv("teardown_simultaneous")),
+                                  thousands(tcpv("teardown_rst_orig")), thousands(tcpv("teardown_rst_resp")),
+                                  thousands(tcpv("teardown_timeout"))));
+    std::string states;
+    for (const auto& [k, v] : r.conn_states) states += fmt::format("{}{} {}", states.empty() ? "" : ", ", k, thousands(v));
+    line("conn_state", states.empty() ? "none" : states);
+    if (value(t, "rx", "conn_records_dropped"))
+        line("", fmt::format("LOST: {} connection records found the log ring full; raise conn_log.ring",
+                             thousands(value(t, "rx", "conn_records_dropped"))));
 
     std::string removed;
     for (size_t i = 0; i < d.size(); ++i)

@@ -4,13 +4,16 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "capture_probe.hpp"
+#include "conn_record.hpp"
 #include "counters.hpp"
+#include "tcp_tracker.hpp"
 
 namespace stateline {
 
@@ -37,6 +40,13 @@ struct RunReport {
     uint64_t table_bytes_per_worker = 0;
     double elapsed_s = 0;
     bool interrupted = false;
+    // Connections: TCP state of each endpoint at the stop (before the flush), and every record
+    // by its final Zeek conn_state and by how it closed.
+    uint64_t orig_states[tcp::kStateCount] = {};
+    uint64_t resp_states[tcp::kStateCount] = {};
+    std::map<std::string, uint64_t> conn_states;
+    uint64_t closes[connlog::kCloseKindCount] = {};
+    uint64_t conn_records = 0;
 };
 
 nlohmann::ordered_json summary_json(const RunReport& r);

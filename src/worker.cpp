@@ -27,27 +27,6 @@ namespace {
 
 inline uint32_t to_table_ms(uint64_t ns) { return static_cast<uint32_t>(ns / 1'000'000); }
 
-// Timeout class of a new connection from its first segment. A minimal classifier that keeps
-// the table's recycling policy honest until the full state machine (docs/tcp-state-machine.md)
-// takes over: a SYN or SYN-ACK opens a half-open entry, RST a closed one, FIN a closing one,
-// anything else is a mid-stream pickup of an established connection.
-inline TimeoutClass class_of_first(uint8_t flags) {
-    if (flags & tf::rst) return TimeoutClass::closed;
-    if (flags & tf::syn) return TimeoutClass::half_open;
-    if (flags & tf::fin) return TimeoutClass::closing;
-    return TimeoutClass::established;
-}
-
-// Next timeout class of a known connection.
-inline TimeoutClass class_next(TimeoutClass c, uint8_t flags, bool from_orig) {
-    if (flags & tf::rst) return TimeoutClass::closed;
-    if (flags & tf::fin) return c == TimeoutClass::closing ? TimeoutClass::time_wait : TimeoutClass::closing;
-    // The originator's first ACK without SYN completes the handshake.
-    if (c == TimeoutClass::half_open && from_orig && (flags & (tf::ack | tf::syn)) == tf::ack)
-        return TimeoutClass::established;
-    return c;
-}
-
 // Stage: account each frame under its outcome and gather the tracked TCP segments.
 inline uint16_t stage_classify(Worker& w, rte_mbuf** pkts, uint16_t n, PacketMeta** tcp,
                                const flow::FlowKey** keys, uint32_t* hashes) {
@@ -75,9 +54,11 @@ inline uint16_t stage_classify(Worker& w, rte_mbuf** pkts, uint16_t n, PacketMet
     return nt;
 }
 
-// Stage: advance each connection. Misses insert; what cannot be inserted is counted.
+// Stage: advance each connection with the TCP tracker. Misses insert; what cannot be inserted
+// is counted. A SYN reusing a tuple in TIME-WAIT closes the old connection and opens a new one.
 inline void stage_track(Worker& w, PacketMeta** tcp, const uint32_t* idx, uint16_t nt) {
     FlowTable& t = *w.table;
+    const tcp::Tracker& tr = *w.tracker;
     for (uint16_t i = 0; i < nt; ++i) {
         PacketMeta& m = *tcp[i];
         // Capture time drives the table clock, so replays give the same results at any speed.
@@ -88,30 +69,25 @@ inline void stage_track(Worker& w, PacketMeta** tcp, const uint32_t* idx, uint16
         }
         uint32_t e = idx[i];
         bool created = false;
-        if (e == kNoEntry) {
-            e = t.find_or_insert(m.key, m.hash, class_of_first(m.tcp_flags), &created);
-            if (e == kNoEntry) [[unlikely]] {
-                w.counters.add(counters::Scalar::untracked_no_room);
+        for (int attempt = 0; attempt < 2; ++attempt) {
+            if (e == kNoEntry) {
+                e = t.find_or_insert(m.key, m.hash, TimeoutClass::half_open, &created);
+                if (e == kNoEntry) [[unlikely]] {
+                    w.counters.add(counters::Scalar::untracked_no_room);
+                    break;
+                }
+            }
+            tcp::Verdict v = created ? tr.on_first(t.entry(e), t.cold(e), m, w.counters.tcp)
+                                     : tr.on_segment(t.entry(e), t.cold(e), m, w.counters.tcp);
+            if (v.restart && !created) [[unlikely]] {
+                w.counters.add(counters::Scalar::tuple_reused);
+                t.remove(e, flow::RemoveReason::closed);
+                e = kNoEntry;
                 continue;
             }
+            t.touch(e, v.tclass);
+            break;
         }
-        flow::FlowEntry& fe = t.entry(e);
-        flow::FlowCold& fc = t.cold(e);
-        const unsigned side = static_cast<unsigned>(m.sender);
-        if (created) {
-            // The originator is whoever sent first, except that a SYN-ACK seen first was sent
-            // by the responder (its SYN was missed).
-            bool sender_is_orig = !((m.tcp_flags & (tf::syn | tf::ack)) == (tf::syn | tf::ack));
-            bool orig_hi = (side == 1) == sender_is_orig;
-            fe.flags = orig_hi ? flow::flow_flag::orig_is_hi : 0;
-            fc.first_ts_ns = m.ts_ns;
-        } else {
-            bool from_orig = (side == 1) == ((fe.flags & flow::flow_flag::orig_is_hi) != 0);
-            t.touch(e, class_next(fe.tclass, m.tcp_flags, from_orig));
-        }
-        fc.last_ts_ns = m.ts_ns;
-        fc.pkts[side] += 1;
-        fc.ip_bytes[side] += m.ip_len;
     }
 }
 
@@ -134,6 +110,24 @@ void live_clock(Worker& w) {
 }
 
 }  // namespace
+
+void worker_on_remove(void* ctx, uint32_t idx, flow::RemoveReason why) {
+    Worker& w = *static_cast<Worker*>(ctx);
+    connlog::ConnRecord r;
+    w.tracker->finish(w.table->entry(idx), w.table->cold(idx), why, r, w.counters.tcp);
+    r.worker = static_cast<uint8_t>(w.id);
+    r.uid_seq = w.conn_seq++;
+    if (!w.conn_ring) return;
+    while (rte_ring_sp_enqueue_elem(w.conn_ring, &r, sizeof r) != 0) {
+        if (!w.drain_when_full) [[unlikely]] {
+            // Never block the data path for the log: count the loss instead.
+            w.counters.add(counters::Scalar::conn_records_dropped);
+            return;
+        }
+        w.drain_when_full(w);
+    }
+    w.counters.add(counters::Scalar::conn_records_sent);
+}
 
 void worker_process_burst(Worker& w, rte_mbuf** pkts, uint16_t n) {
     PacketMeta* tcp[kMaxBurst];

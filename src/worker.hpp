@@ -9,9 +9,11 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include "conn_record.hpp"
 #include "counters.hpp"
 #include "flow_table.hpp"
 #include "packet_meta.hpp"
+#include "tcp_tracker.hpp"
 
 namespace stateline {
 
@@ -48,7 +50,16 @@ struct alignas(64) Worker {
     RunState* run = nullptr;
 
     flow::FlowTable* table = nullptr;
+    const tcp::Tracker* tracker = nullptr;
     counters::WorkerCounters counters{};
+
+    // Connection records leave through this SPSC ring (elements are ConnRecords by value) to
+    // the control core. Null when no connection log is asked for: records are still counted.
+    rte_ring* conn_ring = nullptr;
+    uint32_t conn_seq = 0;             // uid sequence
+    // Set by the control core once the worker has stopped: it then flushes the table itself
+    // and drains the ring when full instead of dropping (shutdown loses nothing).
+    void (*drain_when_full)(Worker&) = nullptr;
 
     // Time: the table clock (ms) follows packet timestamps in capture mode and the TSC live.
     uint64_t now_ns = 0;
@@ -62,6 +73,9 @@ int worker_main(void* arg);
 
 // The per-burst pipeline on frames whose PacketMeta is filled (exposed for tests and bench).
 void worker_process_burst(Worker& w, rte_mbuf** pkts, uint16_t n);
+
+// FlowTable removal hook (ctx = Worker*): turns the leaving connection into a ConnRecord.
+void worker_on_remove(void* ctx, uint32_t idx, flow::RemoveReason why);
 
 // PacketMeta lives in the mbuf private area (see mbuf pool creation in ports.cpp).
 inline packet::PacketMeta* meta_of(rte_mbuf* m) {

@@ -26,6 +26,7 @@ const Param kParams[] = {
     {"rx.descriptors", &Config::rx_descriptors, 64, 16384, "RX descriptors per queue (live mode)"},
     {"rx.mbufs", &Config::mbufs, 1023, 4194303, "mbufs in the packet pool"},
     {"rx.worker_ring", &Config::worker_ring, 64, 1048576, "Dispatcher-to-worker ring size in capture mode (power of two)"},
+    {"conn_log.ring", &Config::conn_ring, 1024, 16777216, "Connection records in flight from each worker to the control core (power of two)"},
     {"flow_table.capacity", &Config::flow_capacity, 64, 268435456, "Connections tracked per worker, preallocated at start"},
     {"flow_table.expiry_batch", &Config::expiry_batch, 1, 65536, "Entries the expiry clock examines per loop"},
     {"flow_table.evict_search", &Config::evict_search, 1, 65536, "Entries examined to find one to recycle when the table is full"},
@@ -105,6 +106,9 @@ LoadResult load_node(const YAML::Node& root, const std::string& name) {
     if (!is_power_of_two(r.config.worker_ring))
         r.errors.push_back({where("rx.worker_ring"), "'rx.worker_ring' = " + std::to_string(r.config.worker_ring) +
                                       " must be a power of two (rte_ring)"});
+    if (!is_power_of_two(r.config.conn_ring))
+        r.errors.push_back({where("conn_log.ring"), "'conn_log.ring' = " + std::to_string(r.config.conn_ring) +
+                                                        " must be a power of two (rte_ring)"});
     if ((r.config.mbufs + 1) & r.config.mbufs)
         r.errors.push_back({where("rx.mbufs"), "'rx.mbufs' = " + std::to_string(r.config.mbufs) +
                                       " should be a power of two minus one (mempool sizing)"});

@@ -21,6 +21,9 @@ struct Config {
     uint32_t mbufs = 16383;          // mbuf pool size (per socket)
     uint32_t worker_ring = 4096;     // dispatcher -> worker ring, capture mode
 
+    // Connection records, worker -> control core, per worker (power of two).
+    uint32_t conn_ring = 65536;
+
     // Flow table, per worker.
     uint32_t flow_capacity = 1u << 20;
     uint32_t expiry_batch = 64;

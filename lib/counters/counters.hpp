@@ -6,6 +6,8 @@
 // Ownership: each worker owns one WorkerCounters block and is its only writer. Writers use
 // relaxed stores (a plain add on x86), readers relaxed loads, so the control core may read a
 // running worker's figures without a lock; exact totals are read after the workers stop.
+// (The TCP tracker's array is bumped with plain increments by its worker: read it only after
+// the workers stop, until issue 6 publishes snapshots.)
 #pragma once
 
 #include <atomic>
@@ -15,6 +17,7 @@
 
 #include "flow_table.hpp"
 #include "packet_meta.hpp"
+#include "tcp_tracker.hpp"
 
 namespace stateline::counters {
 
@@ -30,7 +33,10 @@ enum class Kind : uint8_t { counter, gauge };
     X(tcp_bad_options, counter, "TCP segments with a malformed option list (still tracked)")    \
     X(ip_first_fragments, counter, "TCP segments that are first fragments (tracked by ports)")  \
     X(vlan_deeper_than_key, counter, "Frames with more than two VLAN tags (outer two keyed)")    \
-    X(untracked_no_room, counter, "TCP segments of connections the table could not take")
+    X(untracked_no_room, counter, "TCP segments of connections the table could not take")       \
+    X(tuple_reused, counter, "New connections on a tuple whose old connection was still tracked")\
+    X(conn_records_sent, counter, "Connection records handed to the control core")              \
+    X(conn_records_dropped, counter, "Connection records lost because the log ring was full")
 
 enum class Scalar : uint32_t {
 #define STATELINE_X(name, kind, help) name,
@@ -44,6 +50,7 @@ inline constexpr unsigned kScalarCount = static_cast<unsigned>(Scalar::count_);
 struct alignas(64) WorkerCounters {
     uint64_t scalar[kScalarCount];
     uint64_t outcome[packet::kOutcomeCount];
+    uint64_t tcp[tcp::kCounterCount];  // the TCP tracker's cases
 
     void add(Scalar s, uint64_t n = 1) noexcept { bump(scalar[static_cast<unsigned>(s)], n); }
     void add(packet::Outcome o, uint64_t n = 1) noexcept {
@@ -62,7 +69,7 @@ struct alignas(64) WorkerCounters {
 
 // One exported figure.
 struct Desc {
-    std::string group;  // "rx", "outcomes", "flows", "flows.removed", "flows.insert_failed"
+    std::string group;  // "rx", "outcomes", "tcp", "flows", "flows.removed", "flows.insert_failed"
     std::string name;
     std::string help;
     Kind kind;
