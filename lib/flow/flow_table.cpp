@@ -247,47 +247,29 @@ uint32_t FlowTable::find_or_insert(const FlowKey& key, uint32_t hash, TimeoutCla
     const uint32_t found = lookup(key, hash);
     if (found != kNoEntry) return found;
 
+    const uint32_t p = primary(hash);
+    const uint32_t s = secondary(hash);
+
     // An entry first: at capacity the recycling clock frees one (onto the free list; if the
     // buckets then refuse the key it serves the next insert, so nothing is evicted for naught).
-    if (free_head_ == kNoEntry && recycle_by_clock() == kNoEntry) {
+    // When the clock's bounded walk meets only established entries (they cluster where they
+    // were inserted before a flood), the key's own 16 slots are the next place to look: under a
+    // flood they hold half-open entries too, and they are in cache already.
+    if (free_head_ == kNoEntry && recycle_by_clock() == kNoEntry &&
+        !recycle_from_buckets(p, s, RemoveReason::evicted_table_full)) {
         ++stats_.insert_failed[static_cast<unsigned>(InsertFailure::table_full)];
         return kNoEntry;
     }
 
-    const uint32_t p = primary(hash);
-    const uint32_t s = secondary(hash);
     unsigned fp = match8(buckets_[p].sig, 0);
     unsigned fs = match8(buckets_[s].sig, 0);
     if ((fp | fs) == 0) {
         // Both buckets full. No cuckoo displacement (see README.md): recycle one of these 16
-        // instead, a dead one if any, else the longest idle that is not established.
-        const uint32_t bs[2] = {p, s};
-        for (const uint32_t b : bs)
-            for (unsigned k = 0; k < kSlots; ++k) prefetch(&entries_[buckets_[b].idx[k]]);
-        uint32_t victim = kNoEntry;
-        uint32_t victim_age = 0;
-        bool victim_expired = false;
-        for (const uint32_t b : bs) {
-            for (unsigned k = 0; k < kSlots && !victim_expired; ++k) {
-                const uint32_t idx = buckets_[b].idx[k];
-                const FlowEntry& e = entries_[idx];
-                if (expired(e)) {
-                    victim = idx;
-                    victim_expired = true;
-                } else if (e.tclass != TimeoutClass::established) {
-                    const uint32_t age = now_ - e.last_seen;
-                    if (victim == kNoEntry || age > victim_age) {
-                        victim = idx;
-                        victim_age = age;
-                    }
-                }
-            }
-        }
-        if (victim == kNoEntry) {
+        // instead.
+        if (!recycle_from_buckets(p, s, RemoveReason::evicted_bucket_full)) {
             ++stats_.insert_failed[static_cast<unsigned>(InsertFailure::bucket_full)];
             return kNoEntry;
         }
-        remove(victim, victim_expired ? RemoveReason::expired : RemoveReason::evicted_bucket_full);
         fp = match8(buckets_[p].sig, 0);
         fs = match8(buckets_[s].sig, 0);
     }
@@ -306,6 +288,37 @@ uint32_t FlowTable::find_or_insert(const FlowKey& key, uint32_t hash, TimeoutCla
     ++stats_.active;
     *created = true;
     return idx;
+}
+
+bool FlowTable::recycle_from_buckets(uint32_t p, uint32_t s, RemoveReason reason) noexcept {
+    // A dead entry if any, else the longest idle that is not established.
+    const uint32_t bs[2] = {p, s};
+    for (const uint32_t b : bs)
+        for (unsigned k = 0; k < kSlots; ++k)
+            if (buckets_[b].idx[k] != kNoEntry) prefetch(&entries_[buckets_[b].idx[k]]);
+    uint32_t victim = kNoEntry;
+    uint32_t victim_age = 0;
+    bool victim_expired = false;
+    for (const uint32_t b : bs) {
+        for (unsigned k = 0; k < kSlots && !victim_expired; ++k) {
+            const uint32_t idx = buckets_[b].idx[k];
+            if (idx == kNoEntry) continue;
+            const FlowEntry& e = entries_[idx];
+            if (expired(e)) {
+                victim = idx;
+                victim_expired = true;
+            } else if (e.tclass != TimeoutClass::established) {
+                const uint32_t age = now_ - e.last_seen;
+                if (victim == kNoEntry || age > victim_age) {
+                    victim = idx;
+                    victim_age = age;
+                }
+            }
+        }
+    }
+    if (victim == kNoEntry) return false;
+    remove(victim, victim_expired ? RemoveReason::expired : reason);
+    return true;
 }
 
 uint32_t FlowTable::alloc_entry() noexcept {

@@ -8,7 +8,8 @@
 // Memory per tracked connection, all included: 64 + 64 + 64/(8 * 0.75) ~= 139 B at capacity.
 //
 // Free entries are chained through their first word; a full table recycles a non-established
-// entry found by a bounded clock hand, so a SYN flood recycles half-open entries and never
+// entry found by a bounded clock hand (or, when the hand meets only established entries, among
+// the new key's own 16 bucket slots), so a SYN flood recycles half-open entries and never
 // evicts an established connection.
 //
 // Thread safety: none. One table belongs to one worker lcore; the control core reads only the
@@ -202,6 +203,7 @@ private:
     uint32_t find_in(uint32_t b, const FlowKey& key, uint16_t sig) const noexcept;
     uint32_t alloc_entry() noexcept;
     uint32_t recycle_by_clock() noexcept;
+    bool recycle_from_buckets(uint32_t p, uint32_t s, RemoveReason reason) noexcept;
     bool unlink(uint32_t idx) noexcept;
     void free_entry(uint32_t idx, RemoveReason reason) noexcept;
 
