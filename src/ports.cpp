@@ -35,8 +35,8 @@ rte_mempool* create_pktmbuf_pool(uint32_t n, int socket, std::string& err) {
     return mp;
 }
 
-bool setup_port(uint16_t port, uint16_t rx_queues, uint16_t rx_desc, rte_mempool* pool, PortInfo& out,
-                std::string& err) {
+bool setup_port(uint16_t port, uint16_t rx_queues, uint16_t rx_desc, rte_mempool* pool, bool timestamps,
+                PortInfo& out, std::string& err) {
     rte_eth_dev_info info{};
     int rc = rte_eth_dev_info_get(port, &info);
     if (rc != 0) {
@@ -67,7 +67,7 @@ bool setup_port(uint16_t port, uint16_t rx_queues, uint16_t rx_desc, rte_mempool
             (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP) & info.flow_type_rss_offloads;
         out.rss = true;
     }
-    if (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_TIMESTAMP) {
+    if (timestamps && (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_TIMESTAMP)) {
         conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_TIMESTAMP;
         out.timestamps = true;
     }

@@ -27,8 +27,10 @@ struct PortInfo {
 rte_mempool* create_pktmbuf_pool(uint32_t n, int socket, std::string& err);
 
 // Configures and starts a port with `rx_queues` RX queues (and one TX queue, unused for now).
+// `timestamps`: ask the PMD to stamp each mbuf (capture replay: net_pcap gives capture time);
+// live, the workers read the TSC once per burst instead, so no per-packet stamping is wanted.
 bool setup_port(uint16_t port, uint16_t rx_queues, uint16_t rx_desc, rte_mempool* pool,
-                PortInfo& out, std::string& err);
+                bool timestamps, PortInfo& out, std::string& err);
 
 // Registered RX timestamp dynamic field, or -1 when no PMD registered one.
 int rx_timestamp_offset();

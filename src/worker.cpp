@@ -105,7 +105,9 @@ void housekeeping(Worker& w) {
 }
 
 void live_clock(Worker& w) {
-    w.now_ns = w.ns_base + (rte_rdtsc() - w.tsc_base) * 1'000'000'000ull / w.tsc_hz;
+    // 128-bit product: cycles * 1e9 overflows 64 bits after a few seconds at GHz rates.
+    const unsigned __int128 cycles = rte_rdtsc() - w.tsc_base;
+    w.now_ns = w.ns_base + static_cast<uint64_t>(cycles * 1'000'000'000u / w.tsc_hz);
     w.table->set_now(to_table_ms(w.now_ns));
 }
 
@@ -137,6 +139,10 @@ void worker_process_burst(Worker& w, rte_mbuf** pkts, uint16_t n) {
     uint16_t nt = stage_classify(w, pkts, n, tcp, keys, hashes);
     if (nt) {
         w.table->lookup_bulk(keys, hashes, nt, idx);
+        // The tracker writes each connection's cold line (counts, times, history): start those
+        // misses for the whole burst now, so they overlap instead of stalling one by one.
+        for (uint16_t i = 0; i < nt; ++i)
+            if (idx[i] != kNoEntry) rte_prefetch0(&w.table->cold(idx[i]));
         stage_track(w, tcp, idx, nt);
     }
     rte_pktmbuf_free_bulk(pkts, n);
