@@ -203,6 +203,7 @@ private:
     uint32_t find_in(uint32_t b, const FlowKey& key, uint16_t sig) const noexcept;
     uint32_t alloc_entry() noexcept;
     uint32_t recycle_by_clock() noexcept;
+    void prefetch_next_victim() noexcept;
     bool recycle_from_buckets(uint32_t p, uint32_t s, RemoveReason reason) noexcept;
     bool unlink(uint32_t idx) noexcept;
     void free_entry(uint32_t idx, RemoveReason reason) noexcept;
