@@ -361,6 +361,8 @@ void FlowTable::prefetch_next_victim() noexcept {
     const FlowEntry& e = entries_[evict_hand_];
     if (e.tclass == TimeoutClass::free || e.tclass == TimeoutClass::established) return;
     const uint32_t h = flow_hash(e.key);
+    lookahead_idx_ = evict_hand_;
+    lookahead_hash_ = h;
     prefetch(&buckets_[primary(h)]);
     prefetch(&buckets_[secondary(h)]);
     prefetch(&colds_[evict_hand_]);
@@ -379,7 +381,7 @@ void FlowTable::remove(uint32_t idx, RemoveReason reason) noexcept {
 bool FlowTable::unlink(uint32_t idx) noexcept {
     // Entries keep no back pointer (it would cost 4 of the 64 bytes): the key's hash names the
     // two buckets again, the signature narrows the slot.
-    const uint32_t hash = flow_hash(entries_[idx].key);
+    const uint32_t hash = idx == lookahead_idx_ ? lookahead_hash_ : flow_hash(entries_[idx].key);
     const uint16_t sig = signature(hash);
     const uint32_t bs[2] = {primary(hash), secondary(hash)};
     for (const uint32_t b : bs) {
@@ -397,6 +399,7 @@ bool FlowTable::unlink(uint32_t idx) noexcept {
 }
 
 void FlowTable::free_entry(uint32_t idx, RemoveReason reason) noexcept {
+    if (idx == lookahead_idx_) lookahead_idx_ = kNoEntry;
     FlowEntry& e = entries_[idx];
     e.tclass = TimeoutClass::free;
     set_next_free(e, free_head_);

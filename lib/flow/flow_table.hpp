@@ -217,6 +217,10 @@ private:
     uint32_t expiry_hand_ = 0;
     uint32_t evict_hand_ = 0;
     uint32_t now_ = 0;
+    // The next recycling victim's hash, computed once when its lines were prefetched and reused
+    // by its unlink. Invalid (kNoEntry) once that entry is freed by any path.
+    uint32_t lookahead_idx_ = kNoEntry;
+    uint32_t lookahead_hash_ = 0;
     RemoveHook hook_;
     void* hook_ctx_;
     FlowTableStats stats_;
