@@ -559,7 +559,10 @@ TEST(FlowTableCapacity, SynFloodRecyclesHalfOpenAndKeepsEstablished) {
     const uint64_t failures =
         failed(t, InsertFailure::table_full) + failed(t, InsertFailure::bucket_full);
     EXPECT_EQ(ok + failures, kFlood);
-    EXPECT_GE(ok, kFlood - kFlood / 100);  // only a key whose buckets are all established fails
+    // The clock walk can meet only established entries (they sit together, inserted first); the
+    // key's own 16 bucket slots are then searched, and with 1 in 4 entries established some
+    // slot there is always half-open: no flood SYN is refused.
+    EXPECT_EQ(failures, 0u);
     EXPECT_EQ(t.stats().inserted, kEstablished + ok);
     EXPECT_EQ(t.stats().active, kCap);
     EXPECT_GT(removed(t, RemoveReason::evicted_table_full), kFlood / 2);
