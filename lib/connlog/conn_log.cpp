@@ -179,6 +179,19 @@ const char* anomaly_label(unsigned bit, char* buf, size_t len) noexcept {
     return buf;
 }
 
+// The set of anomaly names, comma separated, each written by `put` (TSV or JSON escaping).
+template <class Put>
+void append_anomalies(std::string& out, uint32_t bits, Put put) {
+    char tmp[32];
+    bool first = true;
+    for (unsigned bit = 0; bit < 32; ++bit) {
+        if ((bits & (1u << bit)) == 0) continue;
+        if (!first) out.push_back(',');
+        first = false;
+        put(out, anomaly_label(bit, tmp, sizeof(tmp)));
+    }
+}
+
 bool has_vlan(uint16_t v) noexcept { return (v & flow::kVlanPresent) != 0; }
 int vlan_id(uint16_t v) noexcept { return v & flow::kVlanVidMask; }
 
@@ -386,14 +399,7 @@ void append_tsv_record(std::string& out, const ConnRecord& r) {
     if (r.anomalies == 0) {                                           // sl_anomalies
         out.append(kEmpty);
     } else {
-        char tmp[32];
-        bool first = true;
-        for (unsigned bit = 0; bit < 32; ++bit) {
-            if ((r.anomalies & (1u << bit)) == 0) continue;
-            if (!first) out.push_back(',');
-            first = false;
-            put_tsv_string(out, anomaly_label(bit, tmp, sizeof(tmp)));
-        }
+        append_anomalies(out, r.anomalies, put_tsv_string);
     }
     out.push_back('\n');
 }
@@ -463,14 +469,7 @@ void append_json_record(std::string& out, const ConnRecord& r) {
     out.append(",\"sl_close\":");
     put_json_string(out, close_kind_name(r.close));
     out.append(",\"sl_anomalies\":[");
-    char tmp[32];
-    bool first = true;
-    for (unsigned bit = 0; bit < 32; ++bit) {
-        if ((r.anomalies & (1u << bit)) == 0) continue;
-        if (!first) out.push_back(',');
-        first = false;
-        put_json_string(out, anomaly_label(bit, tmp, sizeof(tmp)));
-    }
+    append_anomalies(out, r.anomalies, put_json_string);
     out.append("]}\n");
 }
 
