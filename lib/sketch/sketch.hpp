@@ -429,6 +429,12 @@ public:
     // Writer.
     unsigned writer_index() const noexcept { return w_.active; }
     bool writer_publish(uint64_t interval) noexcept;
+    // Writer: would writer_publish succeed now? (acquire: as writer_publish)
+    bool writer_ready() const noexcept {
+        return r_.released.load(std::memory_order_acquire) == w_.seq.load(std::memory_order_relaxed);
+    }
+    // Writer, before its first publish: the active buffer's counts start at `first`.
+    void writer_start_at(uint64_t first) noexcept { w_.open_first = first; }
     uint64_t publish_late() const noexcept {
         return w_.publish_late.load(std::memory_order_relaxed);
     }
@@ -503,6 +509,11 @@ public:
     // Writer: closes every interval up to and including `interval`. true when published; false
     // when the reader still holds the previous publication (publish_late counted).
     bool publish(uint64_t interval) noexcept { return state_.writer_publish(interval); }
+    // Writer: true when publish would succeed now. A replay, which must not fold intervals
+    // together, waits for it; a live worker never does.
+    bool ready() const noexcept { return state_.writer_ready(); }
+    // Writer, before the first publish: the first interval is known only from the first packet.
+    void start_at(uint64_t first_interval) noexcept { state_.writer_start_at(first_interval); }
 
     // Reader: the newest publication not yet released, or nullptr. Calling it again before
     // release returns the same one.
