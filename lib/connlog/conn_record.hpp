@@ -29,6 +29,12 @@ enum class CloseKind : uint8_t {
 };
 inline constexpr unsigned kCloseKindCount = static_cast<unsigned>(CloseKind::count_);
 
+// What the detectors learn from a connection's end (ConnRecord::detect).
+namespace detect_flag {
+inline constexpr uint8_t half_open = 0x01;       // opened by a SYN, still half-open at the end
+inline constexpr uint8_t handshake_done = 0x02;  // a 3-way handshake completed
+}  // namespace detect_flag
+
 struct ConnRecord {
     flow::FlowKey key;        // canonical key; orig_is_hi says which side originated
     uint64_t first_ts_ns;     // ts: first packet
@@ -47,6 +53,7 @@ struct ConnRecord {
     CloseKind close;
     uint8_t orig_state;       // RFC 9293 state of each endpoint at the end (tcp::State)
     uint8_t resp_state;
+    uint8_t detect;           // detect_flag bits, for the detectors (not logged)
     char conn_state[7];       // Zeek conn_state: S0 S1 SF REJ S2 S3 RSTO RSTR RSTOS0 RSTRH SH SHR OTH
     char history[25];         // Zeek history letters, NUL-terminated
 };

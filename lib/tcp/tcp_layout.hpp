@@ -41,7 +41,8 @@ struct SideBits {
     uint32_t seen_ack : 1;     // 'A' recorded (once per direction)
     uint32_t seen_data : 1;    // 'D' recorded (once per direction)
     uint32_t synack_sent : 1;  // tells a SYN-ACK retransmission from the first SYN-ACK
-    uint32_t spare : 1;
+    uint32_t aux : 1;          // per connection, for the detectors: side[0] = a handshake
+                               // completed; side[1] = an RST injection was signalled
 };
 static_assert(sizeof(SideBits) == 4);
 
@@ -53,7 +54,7 @@ struct ColdTcp {
     uint32_t missed;          // sequence space skipped, both sides, saturating
     uint32_t hist_hi : 20;    // slots 16..20
     uint32_t anomalies : 11;  // tcp::anomaly::*
-    uint32_t spare : 1;
+    uint32_t half_open : 1;   // opened by a SYN and counted half-open until signal::half_open_resolved
     SideBits side[2];
 };
 static_assert(sizeof(ColdTcp) == sizeof(flow::FlowCold::tcp));

@@ -61,6 +61,7 @@ struct Conn {
     uint8_t flags;
     State rfc[2];
     Z z[2];
+    uint16_t sig;  // signal::* of the segment being processed (not stored)
 };
 
 inline Conn load(const FlowEntry& e, const FlowCold& c) noexcept {
@@ -68,6 +69,7 @@ inline Conn load(const FlowEntry& e, const FlowCold& c) noexcept {
     std::memcpy(&k.h, e.tcp, sizeof k.h);
     std::memcpy(&k.k, c.tcp, sizeof k.k);
     k.flags = e.flags;
+    k.sig = 0;
     for (unsigned i = 0; i < 2; ++i) {
         const unsigned rfc = e.state[i] & 0x0fu;
         k.rfc[i] = rfc < kStateCount ? static_cast<State>(rfc) : State::closed;
@@ -507,8 +509,11 @@ const char* z_conn_state(Z os, Z rs, uint64_t osize, uint64_t rsize, const char*
 
 void run_actions(Conn& k, uint16_t a, uint64_t* counters) noexcept {
     if (a == fsm::act::none) return;
-    if ((a & fsm::act::handshake_completed) && !(k.flags & fl::implied_syn))
+    if ((a & fsm::act::handshake_completed) && !(k.flags & fl::implied_syn)) {
         count(counters, Counter::handshake_completed);
+        k.sig |= signal::handshake;
+        k.k.side[0].aux = 1;
+    }
     if (a & fsm::act::simultaneous_open) count(counters, Counter::simultaneous_open);
     if (a & fsm::act::syn_retransmitted) count(counters, Counter::syn_retransmitted);
     if (a & fsm::act::syn_new_isn) {
@@ -531,7 +536,10 @@ void run_actions(Conn& k, uint16_t a, uint64_t* counters) noexcept {
         k.k.anomalies |= anomaly::data_after_fin;
     }
     if (a & fsm::act::half_close_data) count(counters, Counter::half_close_data);
-    if (a & fsm::act::refused) count(counters, Counter::handshake_failed_refused);
+    if (a & fsm::act::refused) {
+        count(counters, Counter::handshake_failed_refused);
+        k.sig |= signal::refused;
+    }
 }
 
 inline void apply(Conn& k, unsigned side, fsm::Event ev, uint64_t* counters) noexcept {
@@ -564,9 +572,17 @@ void rfc_segment(Conn& k, const Seg& g, const Pre& p, bool first, uint64_t* coun
     // After an accepted RST both ends are CLOSED: stragglers change nothing (a new SYN opens a
     // new connection before we get here). Repeated RSTs are still counted.
     if (k.flags & fl::reset) {
-        if (g.rst)
-            count(counters,
-                  rst_in_window(k, g, p) ? Counter::rst_in_window : Counter::rst_out_of_window);
+        if (g.rst) {
+            const bool in = rst_in_window(k, g, p);
+            count(counters, in ? Counter::rst_in_window : Counter::rst_out_of_window);
+            if (!in) k.sig |= signal::rst_stray;
+        } else if (!g.syn && g.len > 0 && (s == 1) == ((k.flags & fl::reset_by_hi) != 0) &&
+                   sdiff(g.seq + g.len, p.top[s]) > 0 && !k.k.side[1].aux) {
+            // The endpoint that "reset" the connection sends new data past its own RST: it never
+            // sent that RST (a reordered segment from before the RST ends at or below it).
+            k.sig |= signal::rst_injection;
+            k.k.side[1].aux = 1;
+        }
         return;
     }
 
@@ -574,9 +590,11 @@ void rfc_segment(Conn& k, const Seg& g, const Pre& p, bool first, uint64_t* coun
         if (first) {
             // A RST opening an entry resets nothing we know of: no window to check it against.
             k.k.anomalies |= anomaly::rst_no_handshake;
+            k.sig |= signal::rst_stray;
         } else if (!rst_in_window(k, g, p)) {
             count(counters, Counter::rst_out_of_window);
             k.k.anomalies |= anomaly::rst_out_of_window;
+            k.sig |= signal::rst_stray;
             return;  // suspect: the connection is left alone
         } else {
             count(counters, Counter::rst_in_window);
@@ -610,6 +628,7 @@ void rfc_segment(Conn& k, const Seg& g, const Pre& p, bool first, uint64_t* coun
                  : g.seq == p.isn[s]      ? Event::snd_synack_again
                                           : Event::snd_synack_new_isn;
         if (g.ack) k.k.side[s].synack_sent = 1;
+        k.sig |= !g.ack ? signal::syn : first ? signal::synack_stray : signal::synack;
         apply(k, s, es, counters);
         // TCP Fast Open: the SYN-ACK may acknowledge the SYN's data too.
         const Event er = !g.ack                                    ? Event::rcv_syn
@@ -647,6 +666,7 @@ void rfc_segment(Conn& k, const Seg& g, const Pre& p, bool first, uint64_t* coun
         const int32_t d = sdiff(g.seq, p.top[s]);
         if (known && (d < -w || d > w)) {
             k.k.anomalies |= anomaly::fin_out_of_window;  // dropped, as a receiver would
+            k.sig |= signal::fin_stray;
         } else {
             // A FIN from CLOSE-WAIT that does not cover the peer's FIN was sent before that FIN
             // arrived: the FINs crossed (simultaneous close, RFC 9293 figure 13).
@@ -684,11 +704,15 @@ Verdict process(Conn& k, FlowCold& c, const Seg& g, const PacketMeta& m, const P
     z_segment(k, g, counters);
 
     const TimeoutClass after = tclass_of(k);
+    if (k.k.half_open && after != TimeoutClass::half_open) {
+        k.k.half_open = 0;
+        k.sig |= signal::half_open_resolved;
+    }
     if (after == TimeoutClass::time_wait && before != TimeoutClass::time_wait)
         count(counters, k.rfc[0] == State::time_wait && k.rfc[1] == State::time_wait
                             ? Counter::teardown_simultaneous
                             : Counter::teardown_fin);
-    return Verdict{after, false};
+    return Verdict{after, false, k.sig};
 }
 
 }  // namespace
@@ -714,6 +738,8 @@ Verdict Tracker::on_first(FlowEntry& e, FlowCold& c, const PacketMeta& m,
         p.isn[g.r] = g.ackno - 1;  // what the SYN-ACK acknowledges is x + 1
         p.top[g.r] = g.ackno;
     } else if (!g.syn && !g.rst) {
+        // No connection for this segment: what it is tells a flood or a probe from a pickup.
+        k.sig |= !g.ack ? signal::stealth_probe : g.fin ? signal::fin_stray : signal::ack_stray;
         count(counters, Counter::midstream_pickup);
         apply(k, 0, fsm::Event::midstream, counters);
         apply(k, 1, fsm::Event::midstream, counters);
@@ -721,6 +747,10 @@ Verdict Tracker::on_first(FlowEntry& e, FlowCold& c, const PacketMeta& m,
         p.rfc[1] = k.rfc[1];
     }
 
+    if (g.syn && !g.ack && !g.rst) {
+        k.k.half_open = 1;
+        k.sig |= signal::syn_open;
+    }
     const Verdict v = process(k, c, g, m, p, true, counters);
     store(k, e, c);
     return v;
@@ -772,6 +802,8 @@ void Tracker::finish(const FlowEntry& e, const FlowCold& c, RemoveReason why,
     r.resp_pkts = c.pkts[p];
     r.orig_state = static_cast<uint8_t>(k.rfc[o]);
     r.resp_state = static_cast<uint8_t>(k.rfc[p]);
+    r.detect = static_cast<uint8_t>((k.k.half_open ? connlog::detect_flag::half_open : 0) |
+                                    (k.k.side[0].aux ? connlog::detect_flag::handshake_done : 0));
 
     const bool reset = (k.flags & fl::reset) != 0;
     const bool fin_o = (k.flags & (fl::fin0 << o)) != 0;

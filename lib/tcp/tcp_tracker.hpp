@@ -98,11 +98,31 @@ inline constexpr uint32_t fin_out_of_window = 1u << 10;
 const char* anomaly_name(unsigned bit) noexcept;
 inline constexpr unsigned kAnomalyCount = 11;
 
+// What a segment meant, for the flood and scan detectors (lib/detect): a few bits the tracker
+// knows anyway, so the detectors never look at a connection themselves. "Receiver" is the
+// segment's destination, "sender" its source.
+namespace signal {
+inline constexpr uint16_t syn = 1u << 0;            // a SYN without ACK
+inline constexpr uint16_t syn_open = 1u << 1;       // ... that opened a connection (now half-open)
+inline constexpr uint16_t synack = 1u << 2;         // a SYN-ACK answering a SYN seen
+inline constexpr uint16_t synack_stray = 1u << 3;   // a SYN-ACK answering no SYN seen
+inline constexpr uint16_t handshake = 1u << 4;      // completed a 3-way handshake (sender: client)
+inline constexpr uint16_t refused = 1u << 5;        // a RST answering a SYN (sender: the server)
+inline constexpr uint16_t ack_stray = 1u << 6;      // an ACK (no SYN, FIN, RST) for no connection
+inline constexpr uint16_t rst_stray = 1u << 7;      // a RST for no connection, or out of window
+inline constexpr uint16_t fin_stray = 1u << 8;      // a FIN-ACK for no connection, or out of window
+inline constexpr uint16_t stealth_probe = 1u << 9;  // FIN, NULL or XMAS without ACK, no connection
+inline constexpr uint16_t rst_injection = 1u << 10; // new data from an RST's sender after its RST:
+                                                    // someone else sent that RST (once per conn)
+inline constexpr uint16_t half_open_resolved = 1u << 11;  // a syn_open connection left half-open
+}  // namespace signal
+
 // What the worker must do after a segment.
 struct Verdict {
     flow::TimeoutClass tclass;  // the entry's new timeout class
     bool restart;               // a new connection reuses the tuple (SYN in TIME-WAIT): close
                                 // this entry (reason closed) and track the segment afresh
+    uint16_t signals = 0;       // signal::* bits
 };
 
 class Tracker {
