@@ -8,8 +8,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
+
+#include "detect_settings.hpp"
 
 namespace stateline::config {
 
@@ -35,6 +38,9 @@ struct Config {
     uint32_t timeout_closing = 120;
     uint32_t msl = 30;               // TIME-WAIT lasts 2 * msl
     uint32_t timeout_closed = 10;
+
+    // Detection: sections detect: and thresholds:, and the groups: list.
+    detect::Settings detect;
 };
 
 struct Error {
@@ -53,13 +59,15 @@ LoadResult load_file(const std::string& path);
 // Same, from text (tests); `name` stands for the file in error locations.
 LoadResult load_string(const std::string& text, const std::string& name = "<string>");
 
-// One declared parameter, for --help, docs and tests.
+// One declared parameter, for --help, docs and tests. Groups are a list, not parameters: their
+// thresholds are the thresholds.* entries.
 struct ParamInfo {
     std::string path;      // e.g. "flow_table.capacity"
-    std::string type;      // "uint"
+    std::string type;      // "uint" or "bool" (min 0, max 1)
     uint64_t min, max;
     uint64_t default_value;
     std::string help;
+    std::function<uint64_t(const Config&)> value;  // reads it from a Config (bool: 0 or 1)
 };
 const std::vector<ParamInfo>& parameters();
 

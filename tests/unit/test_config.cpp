@@ -1,39 +1,171 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // Config as validated data: defaults, the canonical file, and errors reported all at once.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <sstream>
 #include <string>
 
 #include "config.hpp"
 
 using namespace stateline::config;
+namespace detect = stateline::detect;
 
 #ifndef STATELINE_SOURCE_ROOT
 #error "STATELINE_SOURCE_ROOT must name the source tree"
 #endif
 
-TEST(Config, CanonicalFileEqualsBuiltInDefaults) {
-    auto r = load_file(STATELINE_SOURCE_ROOT "/conf/stateline.yaml");
-    ASSERT_TRUE(r.ok()) << format_errors(r.errors);
-    Config d;
-    EXPECT_EQ(0, std::memcmp(&r.config, &d, sizeof(Config)));
-}
+namespace {
 
-TEST(Config, CanonicalFileDocumentsEveryParameter) {
-    // Every declared parameter appears in conf/stateline.yaml with a comment above it.
-    std::FILE* f = std::fopen(STATELINE_SOURCE_ROOT "/conf/stateline.yaml", "r");
-    ASSERT_NE(f, nullptr);
+const char* const kCanonical = STATELINE_SOURCE_ROOT "/conf/stateline.yaml";
+
+std::string read_text(const char* path) {
+    std::FILE* f = std::fopen(path, "r");
+    if (!f) return {};
     std::string text;
     char buf[4096];
     size_t n;
     while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
     std::fclose(f);
-    for (const auto& p : parameters()) {
-        std::string leaf = p.path.substr(p.path.rfind('.') == std::string::npos ? 0 : p.path.rfind('.') + 1);
-        EXPECT_NE(text.find(leaf + ":"), std::string::npos) << p.path << " is not in conf/stateline.yaml";
+    return text;
+}
+
+// "section.key" (or "key") -> whether the line above it is a comment, for the keys of the file
+// (two levels, as the schema has).
+std::map<std::string, bool> keys_of(const std::string& text) {
+    std::map<std::string, bool> out;
+    std::istringstream in(text);
+    std::string line, section, previous;
+    while (std::getline(in, line)) {
+        const size_t indent = line.find_first_not_of(' ');
+        const size_t colon = line.find(':');
+        if (indent != std::string::npos && line[indent] != '#' && colon != std::string::npos) {
+            const std::string key = line.substr(indent, colon - indent);
+            const bool commented = previous.find_first_not_of(' ') != std::string::npos &&
+                                   previous[previous.find_first_not_of(' ')] == '#';
+            if (indent == 0) {
+                section = colon + 1 == line.size() ? key : "";
+                out[key] = commented;
+            } else {
+                out[section + "." + key] = commented;
+            }
+        }
+        previous = line;
     }
+    return out;
+}
+
+// 16-byte address as flow keys hold it (IPv4-mapped for IPv4).
+struct Addr {
+    uint8_t b[16]{};
+};
+Addr v4(const char* s) {
+    Addr a;
+    a.b[10] = a.b[11] = 0xff;
+    EXPECT_EQ(inet_pton(AF_INET, s, a.b + 12), 1) << s;
+    return a;
+}
+Addr v6(const char* s) {
+    Addr a;
+    EXPECT_EQ(inet_pton(AF_INET6, s, a.b), 1) << s;
+    return a;
+}
+detect::Prefix prefix(const std::string& s) {
+    detect::Prefix p;
+    std::string why;
+    EXPECT_TRUE(detect::parse_prefix(s, p, why)) << s << ": " << why;
+    return p;
+}
+std::string prefix_error(const std::string& s) {
+    detect::Prefix p;
+    std::string why;
+    EXPECT_FALSE(detect::parse_prefix(s, p, why)) << s << " parsed as " << detect::format_prefix(p);
+    return why;
+}
+
+uint32_t threshold(const detect::Thresholds& t, detect::Threshold which) { return t[which]; }
+
+}  // namespace
+
+TEST(Config, CanonicalFileEqualsBuiltInDefaults) {
+    auto r = load_file(kCanonical);
+    ASSERT_TRUE(r.ok()) << format_errors(r.errors);
+    // Every parameter (detect.* and thresholds.* included) at its built-in default.
+    for (const auto& p : parameters()) EXPECT_EQ(p.value(r.config), p.default_value) << p.path;
+    EXPECT_TRUE(r.config.detect.groups.empty());
+}
+
+TEST(Config, CanonicalFileDocumentsEveryParameter) {
+    // Every declared parameter appears in its section of conf/stateline.yaml, a comment above it.
+    const auto keys = keys_of(read_text(kCanonical));
+    ASSERT_FALSE(keys.empty());
+    for (const auto& p : parameters()) {
+        auto it = keys.find(p.path);
+        if (it == keys.end()) {
+            ADD_FAILURE() << p.path << " is not in conf/stateline.yaml";
+            continue;
+        }
+        EXPECT_TRUE(it->second) << p.path << " has no comment above it in conf/stateline.yaml";
+    }
+}
+
+TEST(Config, CanonicalGroupsExampleIsValid) {
+    // The commented-out groups: example, uncommented, loads (so it cannot rot).
+    const std::string text = read_text(kCanonical);
+    const size_t at = text.find("\n# groups:\n");
+    ASSERT_NE(at, std::string::npos);
+    std::istringstream in(text.substr(at + 1));
+    std::string line, example;
+    while (std::getline(in, line) && line.rfind("#", 0) == 0) example += line.substr(line.size() > 1 ? 2 : 1) + "\n";
+    auto r = load_string(text.substr(0, at + 1) + example, "example");
+    ASSERT_TRUE(r.ok()) << format_errors(r.errors) << example;
+    ASSERT_EQ(r.config.detect.groups.size(), 2u);
+    const auto& web = r.config.detect.groups[0];
+    EXPECT_EQ(web.name, "web");
+    ASSERT_EQ(web.prefixes.size(), 2u);
+    EXPECT_EQ(detect::format_prefix(web.prefixes[0]), "192.0.2.0/24");
+    EXPECT_EQ(detect::format_prefix(web.prefixes[1]), "2001:db8:80::/48");
+    EXPECT_GT(threshold(web.thresholds, detect::Threshold::syn_flood_rate), detect::Thresholds{}[detect::Threshold::syn_flood_rate]);
+    EXPECT_EQ(r.config.detect.groups[1].name, "mail");
+}
+
+TEST(Config, ParametersListDetectionWithTheirTypes) {
+    std::map<std::string, ParamInfo> by_path;
+    for (const auto& p : parameters()) by_path[p.path] = p;
+    EXPECT_EQ(by_path.size(), parameters().size()) << "a path is declared twice";
+    ASSERT_TRUE(by_path.count("detect.enabled"));
+    const auto& en = by_path["detect.enabled"];
+    EXPECT_EQ(en.type, "bool");
+    EXPECT_EQ(en.min, 0u);
+    EXPECT_EQ(en.max, 1u);
+    EXPECT_EQ(en.default_value, 1u);
+    const auto& iv = by_path["detect.interval_ms"];
+    EXPECT_EQ(iv.type, "uint");
+    EXPECT_EQ(iv.min, 100u);
+    EXPECT_EQ(iv.max, 60000u);
+    EXPECT_EQ(iv.default_value, 1000u);
+    EXPECT_EQ(by_path["detect.hold_down"].default_value, 5u);
+    EXPECT_EQ(by_path["detect.warmup"].default_value, 2u);
+    EXPECT_EQ(by_path["detect.sketch_width"].default_value, 8192u);
+    EXPECT_EQ(by_path["detect.top"].default_value, 128u);
+    for (unsigned i = 0; i < detect::kThresholdCount; ++i) {
+        const auto& t = detect::kThresholdInfo[i];
+        auto it = by_path.find(std::string("thresholds.") + t.name);
+        ASSERT_NE(it, by_path.end()) << t.name;
+        EXPECT_EQ(it->second.type, "uint");
+        EXPECT_EQ(it->second.min, t.min);
+        EXPECT_EQ(it->second.max, t.max);
+        EXPECT_EQ(it->second.default_value, t.default_value);
+        const std::string unit = std::string(" (") + t.unit + ")";
+        EXPECT_EQ(it->second.help.substr(it->second.help.size() - unit.size()), unit) << it->second.help;
+        if (std::string(t.unit) == "%") {
+            EXPECT_EQ(t.max, 100u) << t.name;
+        }
+    }
+    EXPECT_NE(by_path["thresholds.syn_flood_rate"].help.find("(SYN/s)"), std::string::npos);
 }
 
 TEST(Config, EmptyDocumentMeansDefaults) {
@@ -88,4 +220,295 @@ TEST(Config, TopLevelMustBeAMapping) {
     auto r = load_string("- a\n- b\n", "list.yaml");
     ASSERT_EQ(r.errors.size(), 1u);
     EXPECT_NE(r.errors[0].what.find("mapping"), std::string::npos);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Detection settings
+// ---------------------------------------------------------------------------------------------
+
+TEST(ConfigDetect, Defaults) {
+    auto r = load_string("");
+    ASSERT_TRUE(r.ok());
+    const auto& d = r.config.detect;
+    EXPECT_TRUE(d.enabled);
+    EXPECT_EQ(d.interval_ms, 1000u);
+    EXPECT_EQ(d.hold_down_s, 5u);
+    EXPECT_EQ(d.warmup_s, 2u);
+    EXPECT_EQ(d.sketch_width, 8192u);
+    EXPECT_EQ(d.top, 128u);
+    for (unsigned i = 0; i < detect::kThresholdCount; ++i)
+        EXPECT_EQ(d.thresholds.v[i], detect::kThresholdInfo[i].default_value) << detect::kThresholdInfo[i].name;
+    EXPECT_TRUE(d.groups.empty());
+}
+
+TEST(ConfigDetect, SectionsAreApplied) {
+    auto r = load_string(
+        "detect:\n"
+        "  enabled: false\n"
+        "  interval_ms: 250\n"
+        "  hold_down: 0\n"
+        "  warmup: 3600\n"
+        "  sketch_width: 1048576\n"
+        "  top: 16\n"
+        "thresholds:\n"
+        "  syn_flood_rate: 5000\n"
+        "  syn_flood_completion_max: 0\n"
+        "  scan_completion_max: 100\n");
+    ASSERT_TRUE(r.ok()) << format_errors(r.errors);
+    const auto& d = r.config.detect;
+    EXPECT_FALSE(d.enabled);
+    EXPECT_EQ(d.interval_ms, 250u);
+    EXPECT_EQ(d.hold_down_s, 0u);
+    EXPECT_EQ(d.warmup_s, 3600u);
+    EXPECT_EQ(d.sketch_width, 1048576u);
+    EXPECT_EQ(d.top, 16u);
+    EXPECT_EQ(d.thresholds[detect::Threshold::syn_flood_rate], 5000u);
+    EXPECT_EQ(d.thresholds[detect::Threshold::syn_flood_completion_max], 0u);
+    EXPECT_EQ(d.thresholds[detect::Threshold::scan_completion_max], 100u);
+    EXPECT_EQ(d.thresholds[detect::Threshold::ack_flood_rate], 1000u);  // untouched
+    EXPECT_TRUE(load_string("detect:\n  enabled: true\n").config.detect.enabled);
+}
+
+TEST(ConfigDetect, SectionWithEveryKeyCommentedOutIsEmpty) {
+    auto r = load_string("detect:\n  # enabled: false\nthresholds:\ngroups:\n");
+    ASSERT_TRUE(r.ok()) << format_errors(r.errors);
+    EXPECT_TRUE(r.config.detect.enabled);
+}
+
+TEST(ConfigDetect, ScalarErrorsWithTheirPlaces) {
+    const char* text =
+        "detect:\n"
+        "  enabled: yes\n"           // line 2: YAML 1.1 boolean, refused
+        "  interval_ms: 99\n"        // line 3: below 100
+        "  hold_down: 86401\n"       // line 4: above a day
+        "  sketch_width: 3000\n"     // line 5: not a power of two
+        "  top: 8\n"                 // line 6: below 16
+        "  intervall_ms: 100\n"      // line 7: typo
+        "thresholds:\n"
+        "  syn_flood_rate: 0\n"      // line 9: below 1
+        "  scan_completion_max: 101\n"  // line 10: a share above 100%
+        "  syn_rate: 5\n"            // line 11: no such threshold
+        "rx: 5\n";                   // line 12: a section given a value
+    auto r = load_string(text, "bad.yaml");
+    const std::string all = format_errors(r.errors);
+    EXPECT_EQ(r.errors.size(), 10u) << all;
+    for (const char* want : {
+             "bad.yaml:2:12: 'detect.enabled' expects true or false, got 'yes'",
+             "bad.yaml:3:16: 'detect.interval_ms' = 99 is out of range [100, 60000]",
+             "bad.yaml:4:14: 'detect.hold_down' = 86401 is out of range [0, 86400]",
+             "bad.yaml:5:17: 'detect.sketch_width' = 3000 must be a power of two",
+             "bad.yaml:6:8: 'detect.top' = 8 is out of range [16, 4096]",
+             "bad.yaml:7:3: unknown parameter 'detect.intervall_ms'",
+             "bad.yaml:9:19: 'thresholds.syn_flood_rate' = 0 is out of range [1, 1000000000]",
+             "bad.yaml:10:24: 'thresholds.scan_completion_max' = 101 is out of range [0, 100]",
+             "bad.yaml:11:3: unknown parameter 'thresholds.syn_rate'",
+             "bad.yaml:12:5: 'rx' is a section: expected a mapping of its parameters",
+         })
+        EXPECT_NE(all.find(want), std::string::npos) << "missing: " << want << "\n" << all;
+}
+
+TEST(ConfigDetect, SketchWidthOutOfRange) {
+    auto r = load_string("detect:\n  sketch_width: 512\n", "w.yaml");
+    ASSERT_EQ(r.errors.size(), 1u) << format_errors(r.errors);
+    EXPECT_EQ(format_errors(r.errors), "w.yaml:2:17: 'detect.sketch_width' = 512 is out of range [1024, 1048576]\n");
+}
+
+TEST(ConfigDetect, GroupsParsed) {
+    // The groups come before the thresholds: section, and still start from it.
+    auto r = load_string(
+        "groups:\n"
+        "  - name: web\n"
+        "    prefixes:\n"
+        "      - 192.0.2.0/24\n"
+        "      - 2001:db8:80::/48\n"
+        "      - \"::ffff:198.51.100.0/120\"\n"
+        "    thresholds:\n"
+        "      syn_flood_rate: 20000\n"
+        "  - name: mail.v6-1_a\n"
+        "    prefixes: [203.0.113.25, \"2001:db8::25\"]\n"
+        "thresholds:\n"
+        "  syn_flood_rate: 2000\n"
+        "  scan_rate: 50\n");
+    ASSERT_TRUE(r.ok()) << format_errors(r.errors);
+    const auto& g = r.config.detect.groups;
+    ASSERT_EQ(g.size(), 2u);
+    EXPECT_EQ(g[0].name, "web");
+    ASSERT_EQ(g[0].prefixes.size(), 3u);
+    EXPECT_EQ(detect::format_prefix(g[0].prefixes[0]), "192.0.2.0/24");
+    EXPECT_EQ(g[0].prefixes[0].len, 96 + 24);
+    EXPECT_EQ(detect::format_prefix(g[0].prefixes[1]), "2001:db8:80::/48");
+    EXPECT_EQ(g[0].prefixes[1].len, 48);
+    EXPECT_EQ(detect::format_prefix(g[0].prefixes[2]), "198.51.100.0/24");  // the same as IPv4
+    EXPECT_EQ(g[0].thresholds[detect::Threshold::syn_flood_rate], 20000u);  // its own
+    EXPECT_EQ(g[0].thresholds[detect::Threshold::scan_rate], 50u);          // the file's default
+    EXPECT_EQ(g[0].thresholds[detect::Threshold::rst_flood_rate], 1000u);   // the built-in default
+    EXPECT_EQ(g[1].name, "mail.v6-1_a");
+    ASSERT_EQ(g[1].prefixes.size(), 2u);
+    EXPECT_EQ(detect::format_prefix(g[1].prefixes[0]), "203.0.113.25/32");
+    EXPECT_EQ(detect::format_prefix(g[1].prefixes[1]), "2001:db8::25/128");
+    EXPECT_EQ(g[1].thresholds[detect::Threshold::syn_flood_rate], 2000u);
+    EXPECT_EQ(g[1].thresholds[detect::Threshold::scan_rate], 50u);
+    EXPECT_EQ(r.config.detect.thresholds[detect::Threshold::syn_flood_rate], 2000u);
+}
+
+TEST(ConfigDetect, EveryGroupErrorReportedWithItsPlace) {
+    const char* text =
+        "groups:\n"
+        "  - name: web\n"
+        "    prefixes:\n"
+        "      - 192.0.2.1/24\n"            // line 4: host bits set
+        "      - 10.0.0.0/33\n"             // line 5: length out of range
+        "      - not-an-address\n"          // line 6
+        "      - 198.51.100.0/24\n"
+        "    thresholds:\n"
+        "      syn_flod_rate: 5\n"          // line 9: unknown threshold
+        "      scan_rate: 0\n"              // line 10: out of range
+        "      scan_completion_max: x\n"    // line 11: not a number
+        "  - name: web\n"                   // line 12: duplicate name
+        "    prefixes: [\"2001:db8::/32\"]\n"
+        "  - prefixes: [203.0.113.0/24]\n"  // line 14: no name
+        "  - name: empty\n"
+        "    prefixes: []\n"                // line 16: empty
+        "  - name: mail\n"
+        "    prefixes:\n"
+        "      - 198.51.100.0/24\n"         // line 19: already in web (line 7)
+        "    colour: blue\n"                // line 20: unknown key
+        "  - name: default\n"               // line 21: reserved
+        "    prefixes: [192.0.2.128/25]\n"
+        "  - name: bad name\n"              // line 23: bad characters
+        "    prefixes: [\"2001:db8:1::/48\"]\n"
+        "  - name: lonely\n"                // line 25: no prefixes
+        "  - just a string\n"               // line 26: not a mapping
+        "detect:\n"
+        "  enabled: 1\n";                   // line 28: a bool is true or false
+    auto r = load_string(text, "g.yaml");
+    const std::string all = format_errors(r.errors);
+    EXPECT_EQ(r.errors.size(), 16u) << all;
+    for (const char* want : {
+             "g.yaml:28:12: 'detect.enabled' expects true or false, got '1'",
+             "g.yaml:4:9: bad prefix '192.0.2.1/24' in group 'web': host bits set: did you mean 192.0.2.0/24?",
+             "g.yaml:5:9: bad prefix '10.0.0.0/33' in group 'web': prefix length 33 is out of range for IPv4 (0..32)",
+             "g.yaml:6:9: bad prefix 'not-an-address' in group 'web': 'not-an-address' is not an IPv4 or IPv6 address",
+             "g.yaml:9:7: unknown threshold 'syn_flod_rate' in group 'web'",
+             "g.yaml:10:18: 'thresholds.scan_rate' of group 'web' = 0 is out of range [1, 1000000000]",
+             "g.yaml:11:28: 'thresholds.scan_completion_max' of group 'web' expects an unsigned integer, got 'x'",
+             "g.yaml:12:11: group name 'web' is already used at g.yaml:2:11",
+             "g.yaml:14:5: group #3 has no 'name'",
+             "g.yaml:16:15: 'prefixes' of group 'empty' expects a non-empty list of prefixes",
+             "g.yaml:19:9: prefix 198.51.100.0/24 of group 'mail' is already in group 'web' at g.yaml:7:9",
+             "g.yaml:20:5: unknown key 'colour' in group 'mail' (expected name, prefixes, thresholds)",
+             "g.yaml:21:11: group name 'default' is reserved for the thresholds: section",
+             "g.yaml:23:11: group name 'bad name' may hold only letters, digits, '_', '.' and '-'",
+             "g.yaml:25:5: group 'lonely' has no 'prefixes'",
+             "g.yaml:26:5: group #9 expects a mapping with name, prefixes and optionally thresholds",
+         })
+        EXPECT_NE(all.find(want), std::string::npos) << "missing: " << want << "\n" << all;
+}
+
+TEST(ConfigDetect, SamePrefixTwiceEvenWrittenDifferently) {
+    auto r = load_string(
+        "groups:\n"
+        "  - name: a\n"
+        "    prefixes: [192.0.2.0/24, \"::ffff:192.0.2.0/120\"]\n"
+        "  - name: b\n"
+        "    prefixes: [\"2001:db8::/32\", 192.0.2.0/25]\n"
+        "  - name: c\n"
+        "    prefixes: [\"2001:0db8:0::/32\"]\n",
+        "d.yaml");
+    const std::string all = format_errors(r.errors);
+    ASSERT_EQ(r.errors.size(), 2u) << all;
+    // Overlapping prefixes (/24 and /25) are fine: the most specific decides.
+    EXPECT_NE(all.find("d.yaml:3:30: prefix 192.0.2.0/24 is listed twice in group 'a' (first at d.yaml:3:16)"),
+              std::string::npos) << all;
+    EXPECT_NE(all.find("d.yaml:7:16: prefix 2001:db8::/32 of group 'c' is already in group 'b' at d.yaml:5:16"),
+              std::string::npos) << all;
+}
+
+TEST(ConfigDetect, GroupsMustBeAList) {
+    auto r = load_string("groups:\n  web: [192.0.2.0/24]\n", "l.yaml");
+    ASSERT_EQ(r.errors.size(), 1u) << format_errors(r.errors);
+    EXPECT_EQ(r.errors[0].where, "l.yaml:2:3");
+    EXPECT_NE(r.errors[0].what.find("'groups' expects a list"), std::string::npos);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prefixes
+// ---------------------------------------------------------------------------------------------
+
+TEST(Prefix, RoundTrips) {
+    for (const char* s : {"192.0.2.0/24", "10.0.0.0/8", "0.0.0.0/0", "203.0.113.25/32", "192.0.2.16/28",
+                          "255.255.255.255/32", "128.0.0.0/1", "2001:db8::/32", "2001:db8::1/128", "fe80::/10",
+                          "::1/128", "2000::/3", "2001:db8:0:1::/64", "::ffff:0:0/96" /* = 0.0.0.0/0 */})
+        EXPECT_EQ(detect::format_prefix(prefix(s)), std::string(s) == "::ffff:0:0/96" ? "0.0.0.0/0" : s) << s;
+    // Bare addresses are host prefixes; IPv6 comes back in canonical form.
+    EXPECT_EQ(detect::format_prefix(prefix("198.51.100.7")), "198.51.100.7/32");
+    EXPECT_EQ(detect::format_prefix(prefix("2001:DB8:0:0::7")), "2001:db8::7/128");
+    EXPECT_EQ(detect::format_prefix(prefix("::ffff:192.0.2.0/120")), "192.0.2.0/24");
+    EXPECT_EQ(prefix("0.0.0.0/0").len, 96);
+    EXPECT_EQ(prefix("198.51.100.7").len, 128);
+    EXPECT_EQ(prefix("::/128").len, 128);
+}
+
+TEST(Prefix, Errors) {
+    EXPECT_EQ(prefix_error("192.0.2.1/24"), "host bits set: did you mean 192.0.2.0/24?");
+    EXPECT_EQ(prefix_error("192.0.2.17/28"), "host bits set: did you mean 192.0.2.16/28?");
+    EXPECT_EQ(prefix_error("2001:db8::1/32"), "host bits set: did you mean 2001:db8::/32?");
+    EXPECT_EQ(prefix_error("1.0.0.0/0"), "host bits set: did you mean 0.0.0.0/0?");
+    EXPECT_EQ(prefix_error("10.0.0.0/33"), "prefix length 33 is out of range for IPv4 (0..32)");
+    EXPECT_EQ(prefix_error("2001:db8::/129"), "prefix length 129 is out of range for IPv6 (0..128)");
+    EXPECT_EQ(prefix_error("10.0.0.0/"), "prefix length '' is not a number");
+    EXPECT_EQ(prefix_error("10.0.0.0/-8"), "prefix length '-8' is not a number");
+    EXPECT_EQ(prefix_error("10.0.0.0/ 8"), "prefix length ' 8' is not a number");
+    EXPECT_EQ(prefix_error("10.0.0.0/8/8"), "prefix length '8/8' is not a number");
+    EXPECT_EQ(prefix_error("10.0.0.0/0008"), "prefix length '0008' is not a number");
+    EXPECT_EQ(prefix_error("web"), "'web' is not an IPv4 or IPv6 address");
+    EXPECT_EQ(prefix_error(""), "'' is not an IPv4 or IPv6 address");
+    EXPECT_EQ(prefix_error("256.0.0.0/8"), "'256.0.0.0' is not an IPv4 or IPv6 address");
+    EXPECT_EQ(prefix_error("10.0.0/8"), "'10.0.0' is not an IPv4 or IPv6 address");
+    EXPECT_EQ(prefix_error("2001:db8:::/48"), "'2001:db8:::' is not an IPv6 address");
+    // An IPv6 prefix over ::ffff:0:0/96 would cover IPv4 too.
+    EXPECT_NE(prefix_error("::/0").find("::/0 would cover every IPv4 address too"), std::string::npos);
+    EXPECT_NE(prefix_error("::/80").find("would cover every IPv4 address too"), std::string::npos);
+    EXPECT_NE(prefix_error("::fffe:0:0/95").find("would cover every IPv4 address too"), std::string::npos);
+}
+
+TEST(Prefix, ContainsOnBoundaries) {
+    const auto all4 = prefix("0.0.0.0/0");
+    EXPECT_TRUE(all4.contains(v4("0.0.0.0").b));
+    EXPECT_TRUE(all4.contains(v4("255.255.255.255").b));
+    EXPECT_FALSE(all4.contains(v6("::").b));
+    EXPECT_FALSE(all4.contains(v6("::1").b));
+    EXPECT_FALSE(all4.contains(v6("2001:db8::1").b));
+    EXPECT_FALSE(all4.contains(v6("::fffe:1.2.3.4").b));
+
+    const auto p28 = prefix("192.0.2.16/28");
+    EXPECT_FALSE(p28.contains(v4("192.0.2.15").b));
+    EXPECT_TRUE(p28.contains(v4("192.0.2.16").b));
+    EXPECT_TRUE(p28.contains(v4("192.0.2.31").b));
+    EXPECT_FALSE(p28.contains(v4("192.0.2.32").b));
+    EXPECT_FALSE(p28.contains(v4("192.0.3.16").b));
+
+    const auto p32 = prefix("203.0.113.25/32");
+    EXPECT_TRUE(p32.contains(v4("203.0.113.25").b));
+    EXPECT_FALSE(p32.contains(v4("203.0.113.24").b));
+    EXPECT_FALSE(p32.contains(v4("203.0.113.26").b));
+
+    const auto p128 = prefix("2001:db8::1/128");
+    EXPECT_TRUE(p128.contains(v6("2001:db8::1").b));
+    EXPECT_FALSE(p128.contains(v6("2001:db8::").b));
+    EXPECT_FALSE(p128.contains(v6("2001:db8::2").b));
+
+    const auto p3 = prefix("2000::/3");  // not byte-aligned
+    EXPECT_TRUE(p3.contains(v6("2000::").b));
+    EXPECT_TRUE(p3.contains(v6("3fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff").b));
+    EXPECT_FALSE(p3.contains(v6("1fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff").b));
+    EXPECT_FALSE(p3.contains(v6("4000::").b));
+    EXPECT_FALSE(p3.contains(v4("32.0.0.1").b));  // 0x20... in IPv4 is not 2000::/3
+
+    // The families never mix, whatever the address bits.
+    const auto v6net = prefix("2001:db8::/32");
+    EXPECT_FALSE(v6net.contains(v4("32.1.13.184").b));  // 0x20010db8
+    EXPECT_FALSE(prefix("32.1.13.184/32").contains(v6("2001:db8::").b));
+    EXPECT_TRUE(prefix("::ffff:0:0/96").contains(v4("198.51.100.1").b));
+    EXPECT_FALSE(prefix("::ffff:0:0/96").contains(v6("2001:db8::1").b));
 }
