@@ -34,6 +34,17 @@ bool enqueue_all(Dispatcher& d, rte_ring* r, rte_mbuf** m, unsigned n) {
     return true;
 }
 
+// An interval marker to every worker, behind the frames already enqueued. Not an mbuf: never
+// freed, and dropped only when stopping.
+bool broadcast_marker(Dispatcher& d, void* marker) {
+    for (rte_ring* r : d.rings)
+        while (rte_ring_sp_enqueue(r, marker) != 0) {
+            if (d.run->stop.load(std::memory_order_relaxed)) return false;
+            sched_yield();
+        }
+    return true;
+}
+
 // Worker for a flow hash. The table indexes buckets by the hash's high bits and takes its
 // signature from the low bits; a plain `hash % n` would pin low bits per worker and a shift would
 // pin high bits, so spread a bijective remix of the hash instead.
@@ -62,6 +73,18 @@ int dispatcher_main(void* arg) {
     uint64_t ts_scale = 0;
     const uint64_t hz = rte_get_timer_hz();
     d.undelivered.assign(d.sources.size(), 0);
+    uint64_t interval = UINT64_MAX;  // of the latest timestamp seen (capture time never steps back)
+    auto flush = [&]() {
+        for (unsigned w = 0; w < nw; ++w) {
+            if (nout[w] && !enqueue_all(d, d.rings[w], out[w].data(), nout[w])) {
+                for (unsigned x = w + 1; x < nw; ++x) rte_pktmbuf_free_bulk(out[x].data(), nout[x]);
+                nout.assign(nw, 0);
+                return false;
+            }
+            nout[w] = 0;
+        }
+        return true;
+    };
     d.stalled.assign(d.sources.size(), false);
 
     for (size_t s = 0; s < d.sources.size() && !d.run->stop.load(std::memory_order_relaxed); ++s) {
@@ -91,21 +114,30 @@ int dispatcher_main(void* arg) {
                 if (ts_scale == 0) [[unlikely]]
                     ts_scale = timestamp_scale(meta->ts_ns, src.info.first_ts_ns);
                 meta->ts_ns *= ts_scale;
+                if (d.interval_ns) {
+                    const uint64_t k = meta->ts_ns / d.interval_ns;
+                    if (interval == UINT64_MAX) {
+                        broadcast_marker(d, make_interval_marker(k, true));
+                        interval = k;
+                    } else if (k > interval) {
+                        // Frames so far belong to the interval that ends: send them first. A gap
+                        // of silent intervals is closed as one span.
+                        flush();
+                        broadcast_marker(d, make_interval_marker(interval, false));
+                        if (k - 1 > interval) broadcast_marker(d, make_interval_marker(k - 1, false));
+                        interval = k;
+                    }
+                }
                 unsigned w = meta->outcome == packet::Outcome::tcp ? pick_worker(meta->hash, nw) : (rr++ % nw);
                 out[w][nout[w]++] = m;
             }
-            for (unsigned w = 0; w < nw; ++w) {
-                if (nout[w] && !enqueue_all(d, d.rings[w], out[w].data(), nout[w])) {
-                    for (unsigned x = w + 1; x < nw; ++x) rte_pktmbuf_free_bulk(out[x].data(), nout[x]);
-                    nout.assign(nw, 0);
-                    break;
-                }
-                nout[w] = 0;
-            }
+            flush();
             d.frames_read.fetch_add(n, std::memory_order_relaxed);
         }
         d.undelivered[s] = src.info.frames > got ? src.info.frames - got : 0;
     }
+    // The last interval ends with the input.
+    if (d.interval_ns && interval != UINT64_MAX) broadcast_marker(d, make_interval_marker(interval, false));
     d.run->input_done.store(true, std::memory_order_release);
     return 0;
 }

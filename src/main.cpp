@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,6 +35,7 @@
 #include "conn_log.hpp"
 #include "conn_sink.hpp"
 #include "config.hpp"
+#include "aggregator.hpp"
 #include "counters.hpp"
 #include "dispatcher.hpp"
 #include "flow_table.hpp"
@@ -56,6 +58,7 @@ struct Options {
     std::string summary_path;
     std::string conn_log_path;
     std::string conn_log_format = "tsv";
+    std::string alerts_path;
     unsigned workers = 0;  // 0: from config
     bool verbose = false;
     bool quiet = false;
@@ -114,6 +117,8 @@ int parse_options(std::vector<char*>& app, Options& o) {
                    "Write one record per connection (Zeek conn.log format) to this file");
     cli.add_option("--conn-log-format", o.conn_log_format, "tsv (Zeek's ASCII log, default) or json (JSON lines)")
         ->check(CLI::IsMember({"tsv", "json"}));
+    cli.add_option("--alerts", o.alerts_path,
+                   "Write alert events (start, update, end) as JSON lines to this file (docs/alerts.md)");
     cli.add_flag("-v,--verbose", o.verbose, "Show DPDK's informational messages");
     cli.add_flag("-q,--quiet", o.quiet, "Print no summary on stdout");
     cli.add_flag("!--no-progress", o.progress, "No progress line on a terminal");
@@ -234,6 +239,13 @@ int main(int argc, char** argv) {
         connlog::Format fmt = connlog::Format::tsv;
         connlog::parse_format(opt.conn_log_format, fmt);
         if (!sink.log.open(opt.conn_log_path, fmt)) die(sink.log.error());
+    }
+
+    std::ofstream alerts_out;
+    if (!opt.alerts_path.empty()) {
+        if (!cfg.detect.enabled) die("--alerts given but detection is off in the config (detect.enabled: false)");
+        alerts_out.open(opt.alerts_path, std::ios::out | std::ios::trunc);
+        if (!alerts_out) die("cannot write the alerts to '" + opt.alerts_path + "': " + std::strerror(errno));
     }
 
     // Stage 2: captures, checked before anything starts so a bad file gets a clear error.
@@ -383,6 +395,48 @@ int main(int argc, char** argv) {
         ws.push_back(std::move(w));
     }
 
+    // Detection: per-worker sketches, the sources known to complete handshakes, the aggregator.
+    std::unique_ptr<detect::VerifiedSources> verified;
+    std::vector<std::unique_ptr<detect::WorkerDetector>> detectors;
+    std::unique_ptr<detect::Aggregator> aggregator;
+    const uint64_t interval_ns = uint64_t{cfg.detect.interval_ms} * 1'000'000;
+    bool alerts_write_failed = false;
+    if (cfg.detect.enabled) {
+        sketch::SketchGeometry geo;
+        geo.width = cfg.detect.sketch_width;
+        // Live, a secret per run, so nobody outside can aim sketch collisions at a victim; a
+        // replay keeps the fixed seed, so the same capture always gives the same alerts.
+        if (!capture_mode) geo.seed = (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}() ^ rte_rdtsc();
+        verified = std::make_unique<detect::VerifiedSources>();
+        const uint64_t now = ws.empty() ? 0 : ws[0]->ns_base;
+        std::vector<detect::WorkerDetector*> ptrs;
+        for (auto& w : ws) {
+            detectors.push_back(std::make_unique<detect::WorkerDetector>(
+                geo, cfg.detect.top, verified.get(), capture_mode ? 0 : now / interval_ns, geo.seed ^ (w->id + 1)));
+            w->detector = detectors.back().get();
+            w->interval_ns = interval_ns;
+            w->next_boundary_ns = (now / interval_ns + 1) * interval_ns;
+            ptrs.push_back(w->detector);
+        }
+        const bool loud = !opt.quiet;
+        const bool tty_err = isatty(STDERR_FILENO);
+        aggregator = std::make_unique<detect::Aggregator>(
+            cfg.detect, geo, std::move(ptrs), verified.get(), [&, loud, tty_err](const nlohmann::json& ev) {
+                if (alerts_out.is_open() && !alerts_write_failed) {
+                    alerts_out << ev.dump() << '\n';
+                    if (!alerts_out) alerts_write_failed = true;
+                }
+                const std::string event = ev["event"].get<std::string>();
+                if (loud && event != "update")
+                    std::fprintf(stderr, "%sstateline: alert #%llu %s %s %s at %s (%s%s)\n",
+                                 tty_err ? "\r\033[K" : "", static_cast<unsigned long long>(ev["id"].get<uint64_t>()),
+                                 ev["type"].get<std::string>().c_str(), ev["target"].get<std::string>().c_str(),
+                                 event == "start" ? "started" : "ended", ev["ts"].get<std::string>().c_str(),
+                                 ev["severity"].get<std::string>().c_str(),
+                                 ev.contains("reason") ? (", " + ev["reason"].get<std::string>()).c_str() : "");
+            });
+    }
+
     Dispatcher disp;
     uint64_t total_frames = 0;
     if (capture_mode) {
@@ -395,6 +449,7 @@ int main(int argc, char** argv) {
             total_frames += caps[i].frames;
         }
         for (auto& w : ws) disp.rings.push_back(w->ring);
+        if (aggregator) disp.interval_ns = interval_ns;
     }
 
     // Stage 6: launch, then the control loop.
@@ -414,13 +469,28 @@ int main(int argc, char** argv) {
         // ~15 ms at 4 M evictions/s) is taken before the ring overflows.
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
         for (auto& w : ws) sink.drain(*w);
+        if (aggregator) aggregator->poll();
         if (tty && capture_mode && elapsed() - last_print >= 0.5) {
             last_print = elapsed();
             print_progress(disp, total_frames, last_print, false);
         }
     }
+    // Keep serving the workers until they stop: in a replay they still have frames in their
+    // rings, and wait at each interval boundary for the aggregator to take the last one.
+    auto lcores_running = [] {
+        unsigned lc;
+        RTE_LCORE_FOREACH_WORKER(lc)
+        if (rte_eal_get_lcore_state(lc) == RUNNING) return true;
+        return false;
+    };
+    while (lcores_running()) {
+        for (auto& w : ws) sink.drain(*w);
+        if (aggregator) aggregator->poll();
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     rte_eal_mp_wait_lcore();
     const double secs = elapsed();
+    if (aggregator) aggregator->finish(capture_mode && !g_run.stop.load() ? "end_of_input" : "shutdown");
     if (tty && capture_mode) print_progress(disp, total_frames, secs, true);
 
     // Stage 7: flush and report. Connections still open are flushed (and, with the connection
@@ -457,6 +527,28 @@ int main(int argc, char** argv) {
     rep.conn_states = sink.by_conn_state;
     for (unsigned k = 0; k < connlog::kCloseKindCount; ++k) rep.closes[k] = sink.by_close[k];
     rep.conn_records = sink.records;
+    if (aggregator) {
+        const auto& c = aggregator->counts();
+        nlohmann::ordered_json a;
+        uint64_t started = 0;
+        a["by_type"] = nlohmann::ordered_json::object();
+        for (unsigned t = 0; t < detect::kAlertTypeCount; ++t) {
+            a["by_type"][detect::alert_type_name(static_cast<detect::AlertType>(t))] = c.started[t];
+            started += c.started[t];
+        }
+        a["started"] = started;
+        a["updates"] = c.updates;
+        a["active_at_stop"] = started - [&] {
+            uint64_t e = 0;
+            for (unsigned t = 0; t < detect::kAlertTypeCount; ++t) e += c.ended[t];
+            return e;
+        }() + aggregator->active();
+        a["intervals"] = c.intervals;
+        a["late_intervals"] = c.late_intervals;
+        a["suppressed"] = c.suppressed;
+        a["interval_s"] = cfg.detect.interval_ms / 1000.0;
+        rep.alerts = std::move(a);
+    }
     for (size_t i = 0; i < disp.stalled.size(); ++i)
         if (disp.stalled[i])
             warn("capture '" + caps[i].path + "': the PMD stopped delivering after " +
@@ -469,6 +561,14 @@ int main(int argc, char** argv) {
             warn("connection log '" + opt.conn_log_path + "': " + sink.log.error());
             exit_code = 1;
         }
+    }
+    if (alerts_out.is_open()) {
+        alerts_out.flush();
+        if (alerts_write_failed || !alerts_out) {
+            warn("alerts file '" + opt.alerts_path + "': write failed (" + std::strerror(errno) + ")");
+            exit_code = 1;
+        }
+        alerts_out.close();
     }
     if (!opt.summary_path.empty()) {
         std::ofstream out(opt.summary_path);

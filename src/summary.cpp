@@ -130,6 +130,8 @@ nlohmann::ordered_json summary_json(const RunReport& r) {
         conns["tcp_states_at_stop"]["resp"][name] = r.resp_states[st];
     }
 
+    j["alerts"] = r.alerts;
+
     auto& ws = j["workers"] = nlohmann::ordered_json::array();
     for (const auto& w : r.workers) {
         nlohmann::ordered_json o;
@@ -198,6 +200,19 @@ std::string summary_text(const RunReport& r) {
     if (value(t, "rx", "conn_records_dropped"))
         line("", fmt::format("LOST: {} connection records found the log ring full; raise conn_log.ring",
                              thousands(value(t, "rx", "conn_records_dropped"))));
+
+    if (r.alerts.is_null()) {
+        line("alerts", "detection off (detect.enabled: false)");
+    } else {
+        std::string by;
+        for (const auto& [type, n] : r.alerts["by_type"].items())
+            if (n.get<uint64_t>()) by += fmt::format("{}{} {}", by.empty() ? "" : ", ", type, n.get<uint64_t>());
+        line("alerts", fmt::format("{} started{}{}", r.alerts["started"].get<uint64_t>(),
+                                   by.empty() ? "" : " (" + by + ")",
+                                   r.alerts["active_at_stop"].get<uint64_t>()
+                                       ? fmt::format(", {} active at the stop", r.alerts["active_at_stop"].get<uint64_t>())
+                                       : ""));
+    }
 
     std::string removed;
     for (size_t i = 0; i < d.size(); ++i)

@@ -47,6 +47,8 @@ struct RunReport {
     std::map<std::string, uint64_t> conn_states;
     uint64_t closes[connlog::kCloseKindCount] = {};
     uint64_t conn_records = 0;
+    // Detection: null when disabled; else {"enabled", "started", "by_type", ...} (main.cpp).
+    nlohmann::ordered_json alerts;
 };
 
 nlohmann::ordered_json summary_json(const RunReport& r);

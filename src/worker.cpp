@@ -10,6 +10,7 @@
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
+#include <rte_pause.h>
 #include <rte_prefetch.h>
 
 #include "parser.hpp"
@@ -86,6 +87,10 @@ inline void stage_track(Worker& w, PacketMeta** tcp, const uint32_t* idx, uint16
                 continue;
             }
             t.touch(e, v.tclass);
+            if (w.detector) {
+                const bool orig_hi = (t.entry(e).flags & flow::flow_flag::orig_is_hi) != 0;
+                w.detector->on_segment(m, v.signals, orig_hi ? flow::Side::lo : flow::Side::hi);
+            }
             break;
         }
     }
@@ -98,6 +103,31 @@ inline void stage_parse(Worker& w, rte_mbuf** pkts, uint16_t n, packet::LinkType
         packet::parse_frame(rte_pktmbuf_mtod(pkts[i], const uint8_t*), pkts[i]->data_len, link, *m);
         m->ts_ns = w.now_ns;
     }
+}
+
+// A marker from the dispatcher (capture replay).
+void on_marker(Worker& w, void* marker) {
+    const uintptr_t v = reinterpret_cast<uintptr_t>(marker);
+    const uint64_t interval = v >> 2;
+    auto& buf = w.detector->buffer();
+    if (v & 2u) {
+        buf.start_at(interval);
+        return;
+    }
+    // Wait for the control core to take the previous interval: a replay must not fold two
+    // intervals into one publication. The dispatcher meanwhile waits on our full ring.
+    while (!buf.ready()) {
+        if (w.run->stop.load(std::memory_order_relaxed)) return;
+        rte_pause();
+    }
+    w.detector->publish(interval);
+}
+
+// Live: the TSC clock closes intervals; a late control core folds them (never waited for).
+inline void live_interval(Worker& w) {
+    const uint64_t k = w.now_ns / w.interval_ns;
+    w.detector->publish(k - 1);
+    w.next_boundary_ns = (k + 1) * w.interval_ns;
 }
 
 void housekeeping(Worker& w) {
@@ -117,6 +147,8 @@ void worker_on_remove(void* ctx, uint32_t idx, flow::RemoveReason why) {
     Worker& w = *static_cast<Worker*>(ctx);
     connlog::ConnRecord r;
     w.tracker->finish(w.table->entry(idx), w.table->cold(idx), why, r, w.counters.tcp);
+    // The final flush is not traffic: what is still open at the stop is no teardown to judge.
+    if (w.detector && why != flow::RemoveReason::flushed) w.detector->on_close(r);
     r.worker = static_cast<uint8_t>(w.id);
     r.uid_seq = w.conn_seq++;
     if (!w.conn_ring) return;
@@ -171,12 +203,26 @@ int worker_main(void* arg) {
             }
             idle = 0;
             w.counters.add(counters::Scalar::polls_busy);
-            worker_process_burst(w, pkts, n);
+            if (w.detector) {
+                // Frames between markers go through the pipeline as one burst each.
+                uint16_t from = 0;
+                for (uint16_t i = 0; i < n; ++i) {
+                    if (!is_interval_marker(pkts[i])) continue;
+                    if (i > from) worker_process_burst(w, pkts + from, static_cast<uint16_t>(i - from));
+                    on_marker(w, pkts[i]);
+                    from = static_cast<uint16_t>(i + 1);
+                }
+                if (from < n) worker_process_burst(w, pkts + from, static_cast<uint16_t>(n - from));
+            } else {
+                worker_process_burst(w, pkts, n);
+            }
             housekeeping(w);
         }
     } else {
         while (!w.run->stop.load(std::memory_order_relaxed)) {
             live_clock(w);
+            if (w.detector && w.now_ns >= w.next_boundary_ns) [[unlikely]]
+                live_interval(w);
             bool any = false;
             for (uint16_t q = 0; q < w.nb_rxq; ++q) {
                 const RxQueue& rq = w.rxq[q];

@@ -11,6 +11,7 @@
 
 #include "conn_record.hpp"
 #include "counters.hpp"
+#include "detector.hpp"
 #include "flow_table.hpp"
 #include "packet_meta.hpp"
 #include "tcp_tracker.hpp"
@@ -61,12 +62,28 @@ struct alignas(64) Worker {
     // and drains the ring when full instead of dropping (shutdown loses nothing).
     void (*drain_when_full)(Worker&) = nullptr;
 
+    // Detection (null when disabled): counts signals into sketches published every interval.
+    // Capture replay: the dispatcher's in-band markers close intervals, and the worker waits for
+    // the control core to take the previous one (no interval folds into another, so results do
+    // not depend on speed or worker count). Live: the worker's clock closes them, never waiting.
+    detect::WorkerDetector* detector = nullptr;
+    uint64_t interval_ns = 0;
+    uint64_t next_boundary_ns = 0;  // live
+
     // Time: the table clock (ms) follows packet timestamps in capture mode and the TSC live.
     uint64_t now_ns = 0;
     uint64_t tsc_hz = 0;
     uint64_t tsc_base = 0;
     uint64_t ns_base = 0;
 };
+
+// Interval markers of a capture replay, between frames in the worker rings: odd pointers, which
+// no mbuf (cache-line aligned) ever is. `open`: the first interval starts here; otherwise the
+// interval ends here.
+inline void* make_interval_marker(uint64_t interval, bool open) {
+    return reinterpret_cast<void*>(static_cast<uintptr_t>(interval << 2 | (open ? 2u : 0u) | 1u));
+}
+inline bool is_interval_marker(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 1u) != 0; }
 
 // The lcore entry point (rte_eal_remote_launch); arg is a Worker*.
 int worker_main(void* arg);
