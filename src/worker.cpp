@@ -81,6 +81,10 @@ inline void stage_track(Worker& w, PacketMeta** tcp, const uint32_t* idx, uint16
             tcp::Verdict v = created ? tr.on_first(t.entry(e), t.cold(e), m, w.counters.tcp)
                                      : tr.on_segment(t.entry(e), t.cold(e), m, w.counters.tcp);
             if (v.restart && !created) [[unlikely]] {
+                if (w.detector && v.signals) {  // the old connection's abnormal end
+                    const bool orig_hi = (t.entry(e).flags & flow::flow_flag::orig_is_hi) != 0;
+                    w.detector->on_segment(m, v.signals, orig_hi ? flow::Side::lo : flow::Side::hi);
+                }
                 w.counters.add(counters::Scalar::tuple_reused);
                 t.remove(e, flow::RemoveReason::closed);
                 e = kNoEntry;

@@ -199,10 +199,23 @@ void WorkerDetector::segment(const packet::PacketMeta& m, uint16_t signals,
     }
     if (signals & sig::refused) p.source.add(sketch::source_ip_key(dst), s_refused);
 
+    const unsigned r = static_cast<unsigned>(responder);
     if (signals & sig::half_open_resolved) {
-        const unsigned r = static_cast<unsigned>(responder);
         half_open_.add(p.victim.slots(sketch::victim_endpoint_key(m.key.addr[r], m.key.port[r])), -1);
         half_open_.add(p.victim.slots(sketch::victim_ip_key(m.key.addr[r])), -1);
+    }
+    // Teardowns per host, the server's: counted as they happen, not when the entry leaves.
+    if (signals & (sig::closed | sig::abnormal_teardown)) {
+        const sketch::Target t = target(sketch::KeyKind::victim_ip, m.key.addr[r], 0);
+        const uint64_t k = sketch::target_key(t);
+        const auto s = p.victim.slots(k);
+        if (signals & sig::closed) p.victim.add(s, v_closed);
+        if (signals & sig::abnormal_teardown) {
+            p.victim.add(s, v_abnormal);
+            p.victim_top.offer(k, p.victim.add(s, v_suspicious), t);
+            const unsigned o = 1u - r;
+            sample(p, m.key.addr[o], m.key.addr[r], m.key.port[o], m.key.port[r], signals, m.tcp_flags);
+        }
     }
 }
 
@@ -214,18 +227,18 @@ void WorkerDetector::on_close(const connlog::ConnRecord& r) noexcept {
         half_open_.add(p.victim.slots(sketch::victim_endpoint_key(addr, r.key.port[resp])), -1);
         half_open_.add(p.victim.slots(sketch::victim_ip_key(addr)), -1);
     }
-    // Abnormal teardowns per host, of connections that were real: a completed handshake. Those
-    // that never had one (stray RSTs, probes) are the floods' and scans' to count.
+    // A half-close that lingered until its timeout is known only now; every other abnormal
+    // teardown was counted by its segment (signal::abnormal_teardown). Connections that never
+    // had a handshake (stray RSTs, probes) are the floods' and scans' to count.
     if (!(r.detect & connlog::detect_flag::handshake_done)) return;
-    if (r.close == connlog::CloseKind::evicted || r.close == connlog::CloseKind::open_at_exit) return;
+    if ((r.anomalies & kAbnormalTeardown) != tcp::anomaly::half_close_stuck) return;
+    if (r.close != connlog::CloseKind::timeout) return;
     const sketch::Target t = target(sketch::KeyKind::victim_ip, addr, 0);
     const uint64_t k = sketch::target_key(t);
     const auto s = p.victim.slots(k);
     p.victim.add(s, v_closed);
-    if (r.anomalies & kAbnormalTeardown) {
-        p.victim.add(s, v_abnormal);
-        p.victim_top.offer(k, p.victim.add(s, v_suspicious), t);
-    }
+    p.victim.add(s, v_abnormal);
+    p.victim_top.offer(k, p.victim.add(s, v_suspicious), t);
 }
 
 }  // namespace stateline::detect

@@ -37,8 +37,8 @@ enum VictimMetric : unsigned {
     v_stray_rst,       // RSTs received for no connection, or out of window
     v_stray_fin,       // FIN-ACKs received for no connection, or out of window
     v_rst_injection,   // connections whose RST sender kept sending (forged RST)
-    v_closed,          // connections with a completed handshake that ended (per host)
-    v_abnormal,        // ... ending abnormally (see kAbnormalTeardown)
+    v_closed,          // connections with a completed handshake torn down (per host: the server)
+    v_abnormal,        // ... abnormally (see kAbnormalTeardown), counted when it happens
     v_suspicious,      // any of the above but v_synack, v_handshake, v_closed: the ranking
     kVictimMetrics
 };
@@ -55,10 +55,7 @@ enum SourceMetric : unsigned {
 };
 
 // Anomaly bits that make the teardown of an established connection abnormal (per host).
-inline constexpr uint32_t kAbnormalTeardown =
-    tcp::anomaly::rst_out_of_window | tcp::anomaly::rst_after_data_no_fin |
-    tcp::anomaly::fin_out_of_window | tcp::anomaly::data_after_fin |
-    tcp::anomaly::syn_in_time_wait | tcp::anomaly::half_close_stuck;
+inline constexpr uint32_t kAbnormalTeardown = tcp::anomaly::kAbnormalTeardown;
 
 using VictimSketch = sketch::CountMinSketch<16>;
 using SourceSketch = sketch::CountMinSketch<8>;

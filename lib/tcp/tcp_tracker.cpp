@@ -693,6 +693,7 @@ inline TimeoutClass tclass_of(const Conn& k) noexcept {
 Verdict process(Conn& k, FlowCold& c, const Seg& g, const PacketMeta& m, const Pre& p, bool first,
                 uint64_t* counters) noexcept {
     const TimeoutClass before = first ? TimeoutClass::half_open : tclass_of(k);
+    const uint32_t anomalies_before = k.k.anomalies;
 
     ++c.pkts[g.s];
     c.ip_bytes[g.s] += m.ip_len;
@@ -704,6 +705,13 @@ Verdict process(Conn& k, FlowCold& c, const Seg& g, const PacketMeta& m, const P
     z_segment(k, g, counters);
 
     const TimeoutClass after = tclass_of(k);
+    if (k.k.side[0].aux) {  // a handshake completed: a real connection
+        if (!(anomalies_before & anomaly::kAbnormalTeardown) && (k.k.anomalies & anomaly::kAbnormalTeardown))
+            k.sig |= signal::abnormal_teardown;
+        const bool over = after == TimeoutClass::time_wait || after == TimeoutClass::closed;
+        if (over && before != TimeoutClass::time_wait && before != TimeoutClass::closed)
+            k.sig |= signal::closed;
+    }
     if (k.k.half_open && after != TimeoutClass::half_open) {
         k.k.half_open = 0;
         k.sig |= signal::half_open_resolved;
@@ -769,12 +777,15 @@ Verdict Tracker::on_segment(FlowEntry& e, FlowCold& c, const PacketMeta& m,
     if (g.syn && !g.ack && !g.rst) {
         const bool reset = (k.flags & fl::reset) != 0;
         if (reset || (now == TimeoutClass::time_wait && g.seq != p.isn[g.s])) {
+            uint16_t sig = 0;
             if (!reset) {
                 count(counters, Counter::syn_in_time_wait);
+                if (k.k.side[0].aux && !(k.k.anomalies & anomaly::kAbnormalTeardown))
+                    sig = signal::abnormal_teardown;
                 k.k.anomalies |= anomaly::syn_in_time_wait;
                 std::memcpy(c.tcp, &k.k, sizeof k.k);
             }
-            return Verdict{now, true};
+            return Verdict{now, true, sig};
         }
     }
 

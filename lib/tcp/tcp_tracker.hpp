@@ -93,6 +93,11 @@ inline constexpr uint32_t data_after_fin = 1u << 7;
 inline constexpr uint32_t syn_in_time_wait = 1u << 8;
 inline constexpr uint32_t half_close_stuck = 1u << 9;
 inline constexpr uint32_t fin_out_of_window = 1u << 10;
+// What makes the end of a real connection (one with a handshake) abnormal, per host.
+// half_close_stuck is only known when the connection times out.
+inline constexpr uint32_t kAbnormalTeardown = rst_out_of_window | rst_after_data_no_fin |
+                                              fin_out_of_window | data_after_fin |
+                                              syn_in_time_wait | half_close_stuck;
 }  // namespace anomaly
 // Names for the anomaly bits, in bit order, for logs ("rst_out_of_window,data_after_fin").
 const char* anomaly_name(unsigned bit) noexcept;
@@ -115,6 +120,9 @@ inline constexpr uint16_t stealth_probe = 1u << 9;  // FIN, NULL or XMAS without
 inline constexpr uint16_t rst_injection = 1u << 10; // new data from an RST's sender after its RST:
                                                     // someone else sent that RST (once per conn)
 inline constexpr uint16_t half_open_resolved = 1u << 11;  // a syn_open connection left half-open
+// Teardowns of connections that completed a handshake, as they happen (once per connection):
+inline constexpr uint16_t closed = 1u << 12;             // FINs acknowledged, or an accepted RST
+inline constexpr uint16_t abnormal_teardown = 1u << 13;  // anomaly::kAbnormalTeardown first set
 }  // namespace signal
 
 // What the worker must do after a segment.
