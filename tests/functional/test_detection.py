@@ -36,6 +36,28 @@ import subprocess
 import sys
 import tempfile
 
+TEARDOWN = """
+name: teardown
+duration: 8
+seed: 7
+servers:
+  - {{name: web, ipv4: 192.0.2.10, ports: [443]}}
+clients:
+  rate: 150
+  targets:
+    - {{service: "web:443", weight: 1}}
+  close: {{server_first: 0.0, rst: {rst}, simultaneous: 0.0}}
+"""
+
+GROUPS = """
+groups:
+  - name: web
+    prefixes: [192.0.2.0/24]
+    thresholds:
+      syn_flood_rate: {rate}
+      half_open_count: {half}
+"""
+
 PASSED = []
 FAILED = []
 
@@ -195,6 +217,33 @@ def main():
             check(recall >= 0.99, f"suite recall {recall:.3f} ({det} of {na} attacks) >= 0.99")
 
         if not args.only:
+            # Abnormal teardowns, per host: most clients of one server reset after their data
+            # instead of closing with FIN; the same clients closing normally are no alert.
+            for rst, want in ((0.9, [("abnormal_teardown", "192.0.2.10")]), (0.05, [])):
+                sc = os.path.join(out, f"teardown_{rst}.yaml")
+                with open(sc, "w") as fh:
+                    fh.write(TEARDOWN.format(rst=rst))
+                pcap = os.path.join(out, f"teardown_{rst}.pcap")
+                g = subprocess.run([args.gen, "-q", "--scenario", sc, "--out", pcap], capture_output=True, text=True)
+                ev, _ = run(args.binary, [pcap], 1, out, f"teardown_{rst}") if g.returncode == 0 else (None, None)
+                got = sorted({(e["type"], e["target"]) for e in starts(ev or [])})
+                check(ev is not None and got == want,
+                      f"{int(rst * 100)}% of a server's clients reset after data: {want or 'no alert'} ({got})")
+
+            # Groups of prefixes: the web /24 tuned for its traffic is not alerted on at the
+            # default rates; tuned lower, the alert names its group.
+            pcap = os.path.join(out, "syn_flood.pcap")
+            if os.path.exists(pcap):
+                for rate, half, want in ((100000, 1000000, 0), (500, 64, 1)):
+                    cfg = os.path.join(out, f"groups_{rate}.yaml")
+                    with open(cfg, "w") as fh:
+                        fh.write(GROUPS.format(rate=rate, half=half))
+                    ev, _ = run(args.binary, [pcap], 1, out, f"groups_{rate}", config=cfg)
+                    st = starts(ev or [])
+                    ok = ev is not None and len(st) == want and all(e["group"] == "web" for e in st)
+                    check(ok, f"group web (192.0.2.0/24) with syn_flood_rate {rate}: {want} alert(s) "
+                              f"({[(e['type'], e['target'], e['group']) for e in st]})")
+
             caps = args.captures
             ev, _ = run(args.binary, [os.path.join(caps, "stopddos/syn_flood_spoofed.pcap")]
                         if os.path.exists(os.path.join(caps, "stopddos/syn_flood_spoofed.pcap"))
