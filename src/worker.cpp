@@ -122,7 +122,9 @@ void on_marker(Worker& w, void* marker) {
     // intervals into one publication. The dispatcher meanwhile waits on our full ring.
     while (!buf.ready()) {
         if (w.run->stop.load(std::memory_order_relaxed)) return;
-        rte_pause();
+        // Replay threads share cores: spinning would starve the control core we wait for.
+        if (w.yield_when_idle) sched_yield();
+        else rte_pause();
     }
     w.detector->publish(interval);
 }

@@ -173,6 +173,7 @@ void Aggregator::finish(const char* reason) {
     for (auto& [k, a] : active_) {
         emit("end", a, end_ns, &a.evidence, reason);
         ++counts_.ended[static_cast<unsigned>(a.type)];
+        ++counts_.active_at_stop;
     }
     active_.clear();
 }
@@ -204,8 +205,8 @@ nlohmann::json Aggregator::top_from_samples(const uint8_t* addr, bool by_dst, bo
         if (std::memcmp(who, addr, 16) != 0) continue;
         if (port && (by_dst ? s.dport : s.sport) != port) continue;
         ++total;
-        if (ports)
-            ++n[std::to_string(by_dst ? s.dport : s.sport)];
+        if (ports)  // the ports attacked or probed: the victim's, from either side
+            ++n[std::to_string(s.dport)];
         else
             ++n[format_addr(by_dst ? s.src : s.dst)];
     }
@@ -336,9 +337,11 @@ void Aggregator::judge_victims(double span_s, uint64_t end_ns, std::vector<Findi
             ev["threshold_syn_per_s"] = th[T::syn_flood_rate];
             add(AlertType::syn_flood, syn / span_s, th[T::syn_flood_rate], std::move(ev));
         } else if (syn > 0 && c.half_open >= th[T::half_open_count] &&
-                   // A server whose backlog fills still answers (SYN-ACKs, retransmitted ones
-                   // included); SYNs to an address nobody answers from are a scan's or a flood's.
-                   m[v_synack] > 0 &&
+                   // A server whose backlog fills answers (SYN-ACKs) at least at first; SYNs to
+                   // an address nobody answers from are a scan's or a flood's. Once alerted, its
+                   // full backlog may stay silent for longer than the hold-down.
+                   (m[v_synack] > 0 ||
+                    active_.count({static_cast<uint8_t>(AlertType::half_open_exhaustion), key})) &&
                    // The tail of a SYN flood is that flood's.
                    !active_.count({static_cast<uint8_t>(AlertType::syn_flood), key}) &&
                    syn >= th[T::half_open_syn_rate] * span_s &&
@@ -487,7 +490,7 @@ void Aggregator::lifecycle(std::vector<Finding>& found, uint64_t end_ns) {
             a.key = f.key;
             a.target = f.target;
             a.group = f.group;
-            // The interval in which the condition was first met; the alert is raised at its end.
+            // Raised at the end of the first interval in which the condition held.
             a.start_ns = end_ns;
             a.last_above_ns = end_ns;
             a.peak = f.value;

@@ -55,6 +55,7 @@ struct AlertCounts {
     uint64_t intervals = 0;       // intervals judged
     uint64_t late_intervals = 0;  // publications that carried more than one interval
     uint64_t suppressed = 0;      // conditions explained by a more specific alert or a scan
+    uint64_t active_at_stop = 0;  // alerts still active when finish() ended them
 };
 
 class Aggregator {

@@ -35,7 +35,7 @@ namespace stateline::detect {
     X(fin_flood_rate, 500, 1, 1000000000, "FIN/s",                                                \
       "fin_flood: FIN-ACKs per second to one victim matching no connection or out of window")     \
     X(rst_injection_rate, 1, 1, 1000000000, "conn/s",                                             \
-      "rst_injection: connections per second of one service whose RST sender kept sending")       \
+      "rst_injection: connections per second to one endpoint whose RST sender kept sending")       \
     X(abnormal_teardown_rate, 50, 1, 1000000000, "conn/s",                                        \
       "abnormal_teardown: established connections per second of one host ending abnormally")      \
     X(abnormal_teardown_share, 50, 0, 100, "%",                                                   \

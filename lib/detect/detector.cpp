@@ -176,7 +176,9 @@ void WorkerDetector::segment(const packet::PacketMeta& m, uint16_t signals,
         const uint64_t ks = sketch::target_key(ts);
         const auto ss = p.source.slots(ks);
         const uint64_t a_dst = addr_word(dst);
-        if (p.distinct.test_and_set(pair_hash(a_src ^ (uint64_t{dport} << 48), a_dst)))
+        // The port is mixed into the source before the pair: XORed into the address word, it
+        // would cancel against nearby sources probing nearby ports.
+        if (p.distinct.test_and_set(pair_hash(pair_hash(a_src, dport), a_dst)))
             p.source.add(ss, s_targets);
         if (p.distinct.test_and_set(pair_hash(a_src, 0x5EED0000ull + sport)))
             p.source.add(ss, s_sports);
