@@ -96,6 +96,9 @@ int dispatcher_main(void* arg) {
             if (d.run->stop.load(std::memory_order_relaxed)) break;
             uint16_t n = rte_eth_rx_burst(src.port, 0, pkts, static_cast<uint16_t>(d.burst));
             if (n == 0) {
+                // No frame because every mbuf waits in a worker ring (workers behind, or at an
+                // interval marker): the PMD is not at fault, the clock restarts.
+                if (d.pool && rte_mempool_avail_count(d.pool) < d.burst) last_progress = rte_get_timer_cycles();
                 if (rte_get_timer_cycles() - last_progress > kStallSeconds * hz) {
                     d.stalled[s] = true;
                     break;

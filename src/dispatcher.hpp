@@ -26,6 +26,7 @@ struct alignas(64) Dispatcher {
     std::vector<rte_ring*> rings;  // one per worker
     uint32_t burst = 32;
     int ts_offset = -1;            // mbuf dynfield with the capture timestamp, -1 if none
+    rte_mempool* pool = nullptr;   // the PMD's mbufs: when all sit in worker rings, it is not stalled
     // Detection interval (0: no detection). The dispatcher tells every worker, in band, where
     // each interval of capture time ends, so each frame's interval is decided once, here, in
     // capture order: the same for any number of workers, even when timestamps step back.

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <bit>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -120,7 +121,7 @@ int parse_options(std::vector<char*>& app, Options& o) {
     cli.add_option("--alerts", o.alerts_path,
                    "Write alert events (start, update, end) as JSON lines to this file (docs/alerts.md)");
     cli.add_flag("-v,--verbose", o.verbose, "Show DPDK's informational messages");
-    cli.add_flag("-q,--quiet", o.quiet, "Print no summary on stdout");
+    cli.add_flag("-q,--quiet", o.quiet, "Print no summary on stdout and no alert lines on stderr");
     cli.add_flag("!--no-progress", o.progress, "No progress line on a terminal");
     try {
         cli.parse(static_cast<int>(app.size()), app.data());
@@ -272,6 +273,17 @@ int main(int argc, char** argv) {
     std::vector<char*> eal;
     unsigned workers = cfg.workers;
     if (capture_mode) {
+        // net_pcap reads a frame before it allocates its mbuf and drops the frame when none is
+        // left, so the pool must outlast full worker rings plus the mbufs parked in each lcore's
+        // mempool cache (up to 1.5 x 256), or a replay with several workers loses frames.
+        const uint64_t ring_held = uint64_t(workers) * cfg.worker_ring + uint64_t(workers + 2) * 384 + 2 * kMaxBurst;
+        if (cfg.mbufs < ring_held) {
+            const uint32_t want = static_cast<uint32_t>(std::bit_ceil(ring_held + 1) - 1);
+            if (opt.verbose)
+                std::fprintf(stderr, "stateline: rx.mbufs %u raised to %u: %u worker rings of %u must not exhaust the pool\n",
+                             cfg.mbufs, want, workers, cfg.worker_ring);
+            cfg.mbufs = want;
+        }
         const unsigned lcores = workers + 2;  // control + dispatcher + workers
         uint64_t need = uint64_t(cfg.mbufs) * mbuf_bytes() + uint64_t(workers) * flow::FlowTable::memory_size(cfg.flow_capacity) +
                         uint64_t(workers) * cfg.worker_ring * sizeof(void*) * 2 +
@@ -424,6 +436,7 @@ int main(int argc, char** argv) {
             cfg.detect, geo, std::move(ptrs), verified.get(), [&, loud, tty_err](const nlohmann::json& ev) {
                 if (alerts_out.is_open() && !alerts_write_failed) {
                     alerts_out << ev.dump() << '\n';
+                    alerts_out.flush();  // a few lines a second at most: `tail -f` sees them now
                     if (!alerts_out) alerts_write_failed = true;
                 }
                 const std::string event = ev["event"].get<std::string>();
@@ -443,6 +456,7 @@ int main(int argc, char** argv) {
         disp.run = &g_run;
         disp.burst = cfg.burst;
         disp.ts_offset = rx_timestamp_offset();
+        disp.pool = pool;
         if (disp.ts_offset < 0) warn("the capture PMD gives no timestamps: timeouts will not advance");
         for (size_t i = 0; i < caps.size(); ++i) {
             disp.sources.push_back({ports[i].port_id, caps[i]});
@@ -538,11 +552,7 @@ int main(int argc, char** argv) {
         }
         a["started"] = started;
         a["updates"] = c.updates;
-        a["active_at_stop"] = started - [&] {
-            uint64_t e = 0;
-            for (unsigned t = 0; t < detect::kAlertTypeCount; ++t) e += c.ended[t];
-            return e;
-        }() + aggregator->active();
+        a["active_at_stop"] = c.active_at_stop;
         a["intervals"] = c.intervals;
         a["late_intervals"] = c.late_intervals;
         a["suppressed"] = c.suppressed;
