@@ -15,8 +15,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -41,6 +43,7 @@
 #include "dispatcher.hpp"
 #include "flow_table.hpp"
 #include "ports.hpp"
+#include "stats.hpp"
 #include "summary.hpp"
 #include "worker.hpp"
 
@@ -60,6 +63,7 @@ struct Options {
     std::string conn_log_path;
     std::string conn_log_format = "tsv";
     std::string alerts_path;
+    std::string stats_path;
     unsigned workers = 0;  // 0: from config
     bool verbose = false;
     bool quiet = false;
@@ -120,6 +124,8 @@ int parse_options(std::vector<char*>& app, Options& o) {
         ->check(CLI::IsMember({"tsv", "json"}));
     cli.add_option("--alerts", o.alerts_path,
                    "Write alert events (start, update, end) as JSON lines to this file (docs/alerts.md)");
+    cli.add_option("--stats", o.stats_path,
+                   "Write one JSON line of aggregates per interval to this file (tools/stateline-chart plots it)");
     cli.add_flag("-v,--verbose", o.verbose, "Show DPDK's informational messages");
     cli.add_flag("-q,--quiet", o.quiet, "Print no summary on stdout and no alert lines on stderr");
     cli.add_flag("!--no-progress", o.progress, "No progress line on a terminal");
@@ -242,6 +248,11 @@ int main(int argc, char** argv) {
         if (!sink.log.open(opt.conn_log_path, fmt)) die(sink.log.error());
     }
 
+    std::ofstream stats_out;
+    if (!opt.stats_path.empty()) {
+        stats_out.open(opt.stats_path, std::ios::out | std::ios::trunc);
+        if (!stats_out) die("cannot write the aggregates to '" + opt.stats_path + "': " + std::strerror(errno));
+    }
     std::ofstream alerts_out;
     if (!opt.alerts_path.empty()) {
         if (!cfg.detect.enabled) die("--alerts given but detection is off in the config (detect.enabled: false)");
@@ -411,6 +422,7 @@ int main(int argc, char** argv) {
     std::unique_ptr<detect::VerifiedSources> verified;
     std::vector<std::unique_ptr<detect::WorkerDetector>> detectors;
     std::unique_ptr<detect::Aggregator> aggregator;
+    std::deque<std::vector<uint64_t>> interval_scratch;  // stable addresses
     const uint64_t interval_ns = uint64_t{cfg.detect.interval_ms} * 1'000'000;
     bool alerts_write_failed = false;
     if (cfg.detect.enabled) {
@@ -423,8 +435,14 @@ int main(int argc, char** argv) {
         const uint64_t now = ws.empty() ? 0 : ws[0]->ns_base;
         std::vector<detect::WorkerDetector*> ptrs;
         for (auto& w : ws) {
+            // A replay's workers hand their counters over with each interval of capture time.
             detectors.push_back(std::make_unique<detect::WorkerDetector>(
-                geo, cfg.detect.top, verified.get(), capture_mode ? 0 : now / interval_ns, geo.seed ^ (w->id + 1)));
+                geo, cfg.detect.top, verified.get(), capture_mode ? 0 : now / interval_ns, geo.seed ^ (w->id + 1),
+                capture_mode ? counters::descriptors().size() : 0));
+            if (capture_mode) {
+                interval_scratch.emplace_back(counters::descriptors().size(), 0);
+                w->interval_counters = interval_scratch.back().data();
+            }
             w->detector = detectors.back().get();
             w->interval_ns = interval_ns;
             w->next_boundary_ns = (now / interval_ns + 1) * interval_ns;
@@ -466,6 +484,30 @@ int main(int argc, char** argv) {
         if (aggregator) disp.interval_ns = interval_ns;
     }
 
+    // Aggregates for the exporters: each worker publishes its counters every 10 ms (seqlock);
+    // the control core sums them every stats.interval_ms into a Snapshot on the board.
+    std::vector<std::unique_ptr<counters::PublishedCounters>> published;
+    std::vector<const counters::PublishedCounters*> published_ptrs;
+    for (auto& w : ws) {
+        published.push_back(std::make_unique<counters::PublishedCounters>());
+        w->published = published.back().get();
+        w->publish_tsc = rte_get_tsc_hz() / 100;
+        published_ptrs.push_back(w->published);
+    }
+    StatsCollector collector(published_ptrs, capture_mode ? "capture" : "live");
+    SnapshotBoard board;
+    std::vector<std::function<void(const Snapshot&)>> on_snapshot;  // --stats, ...
+    bool stats_write_failed = false;
+    if (stats_out.is_open())
+        on_snapshot.push_back([&](const Snapshot& s) {
+            if (stats_write_failed) return;
+            stats_out << s.to_json(false).dump() << '\n';
+            stats_out.flush();
+            if (!stats_out) stats_write_failed = true;
+        });
+    std::vector<PortSnapshot> port_hi(ports.size());  // per field, the highest seen (memif zeroes
+                                                      // its counters when the peer leaves)
+
     // Stage 6: launch, then the control loop.
     auto t0 = std::chrono::steady_clock::now();
     for (auto& w : ws) rte_eal_remote_launch(worker_main, w.get(), w->lcore);
@@ -476,14 +518,64 @@ int main(int argc, char** argv) {
     double last_print = 0;
     if (!capture_mode)
         std::fprintf(stderr, "stateline: tracking on %zu port(s) with %u worker(s); Ctrl-C to stop\n", ports.size(), workers);
+    auto wall_now = [] {
+        return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    };
+    auto update_ports = [&] {
+        for (size_t i = 0; i < ports.size(); ++i) {
+            rte_eth_stats st{};
+            rte_eth_stats_get(ports[i].port_id, &st);
+            PortSnapshot& h = port_hi[i];
+            h.name = ports[i].name;
+            h.ipackets = std::max<uint64_t>(h.ipackets, st.ipackets);
+            h.ibytes = std::max<uint64_t>(h.ibytes, st.ibytes);
+            h.imissed = std::max<uint64_t>(h.imissed, st.imissed);
+            h.ierrors = std::max<uint64_t>(h.ierrors, st.ierrors);
+            h.rx_nombuf = std::max<uint64_t>(h.rx_nombuf, st.rx_nombuf);
+        }
+    };
+    auto publish_snapshot = [&](std::shared_ptr<Snapshot> s, bool running) {
+        s->running = running;
+        s->ports = port_hi;
+        if (aggregator) s->detection = aggregator->status();
+        board.put(s);
+        for (auto& f : on_snapshot) f(*s);
+    };
+    auto take_snapshot = [&](bool running) {
+        update_ports();
+        publish_snapshot(collector.take(wall_now(), elapsed()), running);
+    };
+    const double stats_interval = cfg.stats_interval_ms / 1000.0;
+    double next_stats = stats_interval;
+    // A replay's aggregates follow capture time, one per detection interval (a 10 s capture
+    // replayed in 0.1 s still gives 10 of them); live, and without detection, the wall clock.
+    const bool capture_intervals = capture_mode && aggregator;
+    uint64_t last_interval_end = 0;
+    if (capture_intervals) {
+        aggregator->on_interval([&](uint64_t end_ns, double span_s, const std::vector<const std::vector<uint64_t>*>& c) {
+            last_interval_end = end_ns;
+            update_ports();
+            publish_snapshot(collector.take_interval(c, end_ns, span_s, wall_now(), elapsed()), true);
+        });
+    }
+    // The control core's duties while workers run: connection records, detection intervals,
+    // aggregates. Each is bounded work; nothing here waits on a worker or a client.
+    auto serve = [&] {
+        for (auto& w : ws) sink.drain(*w);
+        if (aggregator) aggregator->poll();
+        if (!capture_intervals && elapsed() >= next_stats) {
+            take_snapshot(true);
+            next_stats += stats_interval;
+            if (next_stats < elapsed()) next_stats = elapsed() + stats_interval;  // fell behind
+        }
+    };
     for (;;) {
         if (g_run.stop.load(std::memory_order_relaxed)) break;
         if (capture_mode && g_run.input_done.load(std::memory_order_acquire)) break;
         // Often enough that a flood's worth of connection records (a 65536-record ring fills in
         // ~15 ms at 4 M evictions/s) is taken before the ring overflows.
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
-        for (auto& w : ws) sink.drain(*w);
-        if (aggregator) aggregator->poll();
+        serve();
         if (tty && capture_mode && elapsed() - last_print >= 0.5) {
             last_print = elapsed();
             print_progress(disp, total_frames, last_print, false);
@@ -498,8 +590,7 @@ int main(int argc, char** argv) {
         return false;
     };
     while (lcores_running()) {
-        for (auto& w : ws) sink.drain(*w);
-        if (aggregator) aggregator->poll();
+        serve();
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     rte_eal_mp_wait_lcore();
@@ -517,11 +608,8 @@ int main(int argc, char** argv) {
     rep.elapsed_s = secs;
     rep.capacity_per_worker = tcfg.capacity;
     rep.table_bytes_per_worker = table_bytes;
-    for (const auto& p : ports) {
-        rte_eth_stats st{};
-        rte_eth_stats_get(p.port_id, &st);
-        rep.ports.push_back({p.name, st.ipackets, st.ibytes, st.imissed, st.ierrors, st.rx_nombuf});
-    }
+    update_ports();  // the ports' final counters, kept at their highest
+    for (const auto& h : port_hi) rep.ports.push_back({h.name, h.ipackets, h.ibytes, h.imissed, h.ierrors, h.rx_nombuf});
     // The current TCP state of every endpoint still tracked, before the flush ends them.
     for (auto& w : ws)
         w->table->for_each([&](uint32_t, const flow::FlowEntry& e) {
@@ -538,6 +626,18 @@ int main(int argc, char** argv) {
         rep.workers.push_back({w->id, w->lcore, counters::collect(w->counters, w->table->stats())});
     }
     set_flush_sink(nullptr);
+    // The last aggregates, exact: the workers have stopped, so publish their final figures here.
+    // A replay's last line keeps capture time and has no rate (no capture time passed).
+    for (auto& w : ws) w->published->publish(w->counters, w->table->stats(), w->now_ns);
+    if (capture_intervals) {
+        std::vector<std::vector<uint64_t>> fin;
+        std::vector<const std::vector<uint64_t>*> ptrs;
+        for (auto& w : ws) fin.push_back(counters::collect(w->counters, w->table->stats()));
+        for (auto& v : fin) ptrs.push_back(&v);
+        publish_snapshot(collector.take_interval(ptrs, last_interval_end, 0.0, wall_now(), elapsed()), false);
+    } else {
+        take_snapshot(false);
+    }
     rep.conn_states = sink.by_conn_state;
     for (unsigned k = 0; k < connlog::kCloseKindCount; ++k) rep.closes[k] = sink.by_close[k];
     rep.conn_records = sink.records;
@@ -569,6 +669,13 @@ int main(int argc, char** argv) {
         bool ok = !sink.write_failed && sink.log.close();
         if (!ok) {
             warn("connection log '" + opt.conn_log_path + "': " + sink.log.error());
+            exit_code = 1;
+        }
+    }
+    if (stats_out.is_open()) {
+        stats_out.close();
+        if (stats_write_failed || stats_out.fail()) {
+            warn("aggregates file '" + opt.stats_path + "': write failed (" + std::strerror(errno) + ")");
             exit_code = 1;
         }
     }

@@ -126,7 +126,13 @@ void on_marker(Worker& w, void* marker) {
         if (w.yield_when_idle) sched_yield();
         else rte_pause();
     }
-    w.detector->publish(interval);
+    // With the interval, its counters: a replay's aggregates are per interval of capture time.
+    if (w.interval_counters) {
+        counters::collect_into(w.counters, w.table->stats(), w.interval_counters);
+        w.detector->publish(interval, w.interval_counters);
+    } else {
+        w.detector->publish(interval);
+    }
 }
 
 // Live: the TSC clock closes intervals; a late control core folds them (never waited for).
@@ -138,6 +144,13 @@ inline void live_interval(Worker& w) {
 
 void housekeeping(Worker& w) {
     w.table->expire_step();
+    if (w.published) {
+        const uint64_t now = rte_rdtsc();
+        if (now >= w.next_publish_tsc) [[unlikely]] {
+            w.published->publish(w.counters, w.table->stats(), w.now_ns);
+            w.next_publish_tsc = now + w.publish_tsc;
+        }
+    }
 }
 
 void live_clock(Worker& w) {

@@ -53,6 +53,11 @@ struct alignas(64) Worker {
     flow::FlowTable* table = nullptr;
     const tcp::Tracker* tracker = nullptr;
     counters::WorkerCounters counters{};
+    // What the control core reads while the worker runs (null: nobody reads). Refreshed every
+    // publish_tsc cycles at a loop boundary.
+    counters::PublishedCounters* published = nullptr;
+    uint64_t publish_tsc = 0;
+    uint64_t next_publish_tsc = 0;
 
     // Connection records leave through this SPSC ring (elements are ConnRecords by value) to
     // the control core. Null when no connection log is asked for: records are still counted.
@@ -69,6 +74,7 @@ struct alignas(64) Worker {
     detect::WorkerDetector* detector = nullptr;
     uint64_t interval_ns = 0;
     uint64_t next_boundary_ns = 0;  // live
+    uint64_t* interval_counters = nullptr;  // replay: scratch for the counters of each interval
 
     // Time: the table clock (ms) follows packet timestamps in capture mode and the TSC live.
     uint64_t now_ns = 0;

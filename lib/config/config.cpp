@@ -52,6 +52,7 @@ const std::vector<Param>& params() {
             uint_param("timeouts.closing", &Config::timeout_closing, 1, 86400, "Seconds a closing connection (FIN seen) is kept idle"),
             uint_param("timeouts.msl", &Config::msl, 1, 3600, "Maximum segment lifetime, seconds; TIME-WAIT lasts 2 * msl"),
             uint_param("timeouts.closed", &Config::timeout_closed, 1, 3600, "Seconds a reset connection is kept to absorb stragglers"),
+            uint_param("stats.interval_ms", &Config::stats_interval_ms, 100, 60000, "Milliseconds between aggregates of every worker (Prometheus, telemetry, stateline-ctl, --stats)"),
             {"detect.enabled", true, 0, 1, "Run the detectors (false: track and log connections only)",
              [](const Config& c) -> uint64_t { return c.detect.enabled; },
              [](Config& c, uint64_t x) { c.detect.enabled = x != 0; }},

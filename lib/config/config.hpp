@@ -39,6 +39,9 @@ struct Config {
     uint32_t msl = 30;               // TIME-WAIT lasts 2 * msl
     uint32_t timeout_closed = 10;
 
+    // Control core: aggregates of every worker for the exporters, every this many ms.
+    uint32_t stats_interval_ms = 1000;
+
     // Detection: sections detect: and thresholds:, and the groups: list.
     detect::Settings detect;
 };

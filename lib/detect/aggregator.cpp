@@ -139,6 +139,11 @@ unsigned Aggregator::poll() {
             merge_one(*held_ptr_[w], held_ptr_[w]->half_open);
         }
         judge(first, last);
+        if (interval_hook_) {
+            std::vector<const std::vector<uint64_t>*> c;
+            for (size_t w = 0; w < workers_.size(); ++w) c.push_back(&held_ptr_[w]->counters);
+            interval_hook_((last + 1) * interval_ns_, static_cast<double>((last - first + 1) * interval_ns_) / 1e9, c);
+        }
         for (size_t w = 0; w < workers_.size(); ++w) {
             workers_[w]->buffer().release();
             held_[w].seq = 0;
@@ -468,6 +473,7 @@ void Aggregator::judge(uint64_t first_interval, uint64_t last_interval) {
     }
     merged_victims_.reestimate(merged_.victim, v_suspicious);
     merged_sources_.reestimate(merged_.source, s_probes);
+    update_tops(span_s);
     std::vector<Finding> found;
     judge_sources(span_s, found);
     judge_victims(span_s, end_ns, found);
@@ -545,6 +551,45 @@ void Aggregator::emit(const char* event, const Active& a, uint64_t now_ns,
     if (reason) j["reason"] = reason;
     if (evidence) j["evidence"] = *evidence;
     sink_(j);
+}
+
+void Aggregator::update_tops(double span_s) {
+    constexpr uint32_t kTop = 10;
+    sketch::Candidate c[kTop];
+    top_victims_ = nlohmann::json::array();
+    for (uint32_t i = 0, n = merged_victims_.top(c, kTop); i < n; ++i) {
+        uint32_t m[VictimSketch::kMetrics];
+        merged_.victim.estimate_all(c[i].key, m);
+        top_victims_.push_back({{"target", format_target(c[i].target)},
+                                {"target_kind", kind_name(c[i].target.kind)},
+                                {"suspicious_per_s", rate(m[v_suspicious], span_s)},
+                                {"syn_per_s", rate(m[v_syn], span_s)},
+                                {"handshakes_per_s", rate(m[v_handshake], span_s)},
+                                {"stray_ack_per_s", rate(m[v_stray_ack], span_s)},
+                                {"stray_rst_per_s", rate(m[v_stray_rst], span_s)},
+                                {"stray_fin_per_s", rate(m[v_stray_fin], span_s)},
+                                {"stray_synack_per_s", rate(m[v_stray_synack], span_s)},
+                                {"half_open", half_open_of(c[i].key)}});
+    }
+    top_sources_ = nlohmann::json::array();
+    for (uint32_t i = 0, n = merged_sources_.top(c, kTop); i < n; ++i) {
+        uint32_t m[SourceSketch::kMetrics];
+        merged_.source.estimate_all(c[i].key, m);
+        top_sources_.push_back({{"source", format_target(c[i].target)},
+                                {"probes_per_s", rate(m[s_probes], span_s)},
+                                {"targets_per_s", rate(m[s_targets], span_s)},
+                                {"handshakes_per_s", rate(m[s_handshake], span_s)}});
+    }
+}
+
+nlohmann::json Aggregator::status() const {
+    nlohmann::json started = nlohmann::json::object();
+    for (unsigned t = 0; t < kAlertTypeCount; ++t) started[alert_type_name(static_cast<AlertType>(t))] = counts_.started[t];
+    return {{"active", active_alerts()},
+            {"started", started},
+            {"top_victims", top_victims_},
+            {"top_sources", top_sources_},
+            {"intervals", counts_.intervals}};
 }
 
 nlohmann::json Aggregator::active_alerts() const {

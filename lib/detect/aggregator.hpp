@@ -79,7 +79,19 @@ public:
     size_t active() const noexcept { return active_.size(); }
     // Active alerts, for the summary and exporters.
     nlohmann::json active_alerts() const;
+    // The last interval's heaviest victims (by suspicious segments) and sources (by probes),
+    // with their rates: what `stateline-ctl top` and the exporters show.
+    const nlohmann::json& top_victims() const noexcept { return top_victims_; }
+    const nlohmann::json& top_sources() const noexcept { return top_sources_; }
+    // Active alerts, alerts started by type, top victims and sources, intervals judged.
+    nlohmann::json status() const;
     const Settings& settings() const noexcept { return settings_; }
+    // Called after each judged interval with its end (ns), its span (s) and each worker's counters
+    // handed over with it (empty vectors if the workers handed none): a replay's aggregates per
+    // interval of capture time.
+    using IntervalHook = std::function<void(uint64_t end_ns, double span_s,
+                                            const std::vector<const std::vector<uint64_t>*>&)>;
+    void on_interval(IntervalHook h) { interval_hook_ = std::move(h); }
     // Replace the thresholds (a reload); takes effect at the next interval.
     void set_settings(const Settings& s) { settings_ = s; }
 
@@ -140,6 +152,10 @@ private:
     std::map<std::pair<uint8_t, uint64_t>, Active> active_;
     std::map<uint64_t, AlertType> scanners_;  // sources judged scanning this interval
     AlertCounts counts_;
+    IntervalHook interval_hook_;
+    nlohmann::json top_victims_ = nlohmann::json::array();
+    nlohmann::json top_sources_ = nlohmann::json::array();
+    void update_tops(double span_s);
 };
 
 }  // namespace stateline::detect

@@ -27,8 +27,8 @@ inline sketch::Target target(sketch::KeyKind kind, const uint8_t* addr, uint16_t
 
 // ---- Partial -------------------------------------------------------------------------------
 
-Partial::Partial(const sketch::SketchGeometry& g, uint32_t top)
-    : victim(g), victim_top(top), source(g), source_top(top) {
+Partial::Partial(const sketch::SketchGeometry& g, uint32_t top, size_t counter_count)
+    : victim(g), victim_top(top), source(g), source_top(top), counters(counter_count, 0) {
     distinct.words = alloc_bits(kDistinctBits);
     distinct.mask = kDistinctBits - 1;
     verified = alloc_bits(kVerifiedBits);
@@ -99,8 +99,8 @@ HalfOpenGauge::~HalfOpenGauge() { free_aligned(cells_); }
 
 WorkerDetector::WorkerDetector(const sketch::SketchGeometry& g, uint32_t top,
                                const VerifiedSources* verified, uint64_t first_interval,
-                               uint64_t rng_seed)
-    : buf_(first_interval, g, top), half_open_(g.width), verified_(verified),
+                               uint64_t rng_seed, size_t counter_count)
+    : buf_(first_interval, g, top, counter_count), half_open_(g.width), verified_(verified),
       rng_(rng_seed | 1) {}
 
 void WorkerDetector::sample(Partial& p, const uint8_t* src, const uint8_t* dst, uint16_t sport,

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "conn_record.hpp"
 #include "flow_key.hpp"
@@ -103,7 +104,7 @@ struct BitFilter {
 
 // A worker's counts for one interval (or several, when a publication was late).
 struct Partial {
-    Partial(const sketch::SketchGeometry& g, uint32_t top);
+    Partial(const sketch::SketchGeometry& g, uint32_t top, size_t counter_count = 0);
     ~Partial();
     Partial(const Partial&) = delete;
     Partial& operator=(const Partial&) = delete;
@@ -121,6 +122,9 @@ struct Partial {
     // copied at publish): the control core judges the interval, not whatever came after it.
     uint32_t* half_open;
     size_t half_open_words;
+    // The worker's counters (counters::descriptors() order) at the interval's end, when its owner
+    // hands them in: a replay's aggregates per interval of capture time come from these.
+    std::vector<uint64_t> counters;
 };
 
 // Sources seen completing a handshake in recent history, for everyone: workers read it per SYN,
@@ -185,8 +189,9 @@ private:
 
 class WorkerDetector {
 public:
+    // counter_count: how many counters publish() may hand over with each interval (0: none).
     WorkerDetector(const sketch::SketchGeometry& g, uint32_t top, const VerifiedSources* verified,
-                   uint64_t first_interval, uint64_t rng_seed);
+                   uint64_t first_interval, uint64_t rng_seed, size_t counter_count = 0);
 
     // A tracked segment and what the tracker made of it. `responder`: the side of the key that
     // answered the connection's first SYN (for half-open accounting).
@@ -199,11 +204,15 @@ public:
 
     // Interval boundary: false when the control core still holds the last publication (the
     // counts carry on into the next one).
-    bool publish(uint64_t interval) noexcept {
+    // `counters`, if given: counter_count values to hand over with the interval.
+    bool publish(uint64_t interval, const uint64_t* counters = nullptr) noexcept {
         Partial& p = buf_.active();
         std::memcpy(p.half_open, half_open_.cells(), p.half_open_words * sizeof(uint32_t));
+        if (counters && !p.counters.empty())
+            std::memcpy(p.counters.data(), counters, p.counters.size() * sizeof(uint64_t));
         return buf_.publish(interval);
     }
+
 
     sketch::IntervalDoubleBuffer<Partial>& buffer() noexcept { return buf_; }
     // The live gauges: only once the worker has stopped (its own thread otherwise).

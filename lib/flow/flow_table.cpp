@@ -286,6 +286,7 @@ uint32_t FlowTable::find_or_insert(const FlowKey& key, uint32_t hash, TimeoutCla
     colds_[idx] = FlowCold{};
     ++stats_.inserted;
     ++stats_.active;
+    ++stats_.active_by_class[static_cast<unsigned>(tclass)];
     *created = true;
     return idx;
 }
@@ -401,6 +402,7 @@ bool FlowTable::unlink(uint32_t idx) noexcept {
 void FlowTable::free_entry(uint32_t idx, RemoveReason reason) noexcept {
     if (idx == lookahead_idx_) lookahead_idx_ = kNoEntry;
     FlowEntry& e = entries_[idx];
+    --stats_.active_by_class[static_cast<unsigned>(e.tclass)];
     e.tclass = TimeoutClass::free;
     set_next_free(e, free_head_);
     free_head_ = idx;

@@ -115,6 +115,7 @@ struct FlowTableStats {
     uint64_t removed[kRemoveReasonCount] = {};
     uint64_t insert_failed[kInsertFailureCount] = {};
     uint64_t active = 0;  // entries in use now
+    uint64_t active_by_class[kTimeoutClassCount] = {};  // ... by timeout class ([free] unused)
 };
 
 // Called for each entry just before it is freed (expiry, eviction, close, flush), while its
@@ -165,8 +166,13 @@ public:
 
     // Marks an entry used now, with (possibly new) timeout class.
     void touch(uint32_t idx, TimeoutClass tclass) noexcept {
-        entries_[idx].last_seen = now_;
-        entries_[idx].tclass = tclass;
+        FlowEntry& e = entries_[idx];
+        e.last_seen = now_;
+        if (e.tclass != tclass) [[unlikely]] {
+            --stats_.active_by_class[static_cast<unsigned>(e.tclass)];
+            ++stats_.active_by_class[static_cast<unsigned>(tclass)];
+            e.tclass = tclass;
+        }
     }
 
     FlowEntry& entry(uint32_t idx) noexcept { return entries_[idx]; }
