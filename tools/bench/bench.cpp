@@ -2,10 +2,13 @@
 // stateline-bench: the appliance's real worker loop (src/worker.cpp: rx_burst, parse, bulk
 // lookup, TCP tracker, free, expiry) fed through the DPDK RX path from traffic held in memory
 // (net_pcap with infinite_rx), for named workloads. For each it measures, on the same core in
-// the same run, the bare RX rate (rx_burst + free, nothing else) and the pipeline rate.
+// the same run, the bare RX rate (rx_burst + free, nothing else) and the pipeline rate, with
+// detection off and on (as the appliance runs by default: a WorkerDetector on the worker, the
+// Aggregator polled on this control thread), and so what detection costs per packet.
 //
 // A benchmark reports; it never fails on a speed. The test suite runs it briefly (--quick) for
-// correctness: the counts add up and no established connection is lost.
+// correctness: the counts add up, no established connection is lost, the SYN flood raises a
+// syn_flood alert on its victim and the established traffic none.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,6 +18,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -28,6 +33,7 @@
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 
+#include "aggregator.hpp"
 #include "conn_sink.hpp"
 #include "frame_writer.hpp"
 #include "parser.hpp"
@@ -119,6 +125,10 @@ struct Workload {
     std::string vdev;               // its net_pcap port (infinite_rx), created at EAL init
     uint64_t pcap_packets = 0;
     std::vector<Conn> established;  // must all still be tracked, established, at the end
+    // What detection must make of it (--quick checks): a syn_flood alert on this victim
+    // ("192.0.2.10:80"), or no alert at all (quiet); neither: not checked.
+    std::string flood_victim;
+    bool quiet = false;
 };
 
 bool write_pcap(Workload& wl, const std::string& dir, const std::vector<std::vector<uint8_t>>& frames, std::string& err) {
@@ -225,13 +235,28 @@ void interleave(std::vector<std::vector<std::vector<uint8_t>>>& per_conn, uint32
     }
 }
 
+// `lifecycle`: `conns` short connections on conns / 2 tuples, each tuple opened twice in the file
+// with different ISNs. The file loops byte for byte: with one connection per tuple, each would
+// meet its own TIME-WAIT entry with the same ISN on the next loop, which the tracker rightly
+// absorbs as an old duplicate of the SYN (RFC 9293 3.6.1), so after the first loop nothing would
+// open or close. With two generations every SYN, every loop, reopens its tuple from TIME-WAIT
+// (RFC 6191) and the old connection closes. Generation two of a tuple starts conns / 2
+// connections after generation one, >= 4x as many as are open at once: they never overlap.
 void build_lifecycle(Workload& wl, uint32_t conns, uint32_t flood_pct, const std::string& dir,
                      std::mt19937_64& rng, std::string& err) {
     wl.capacity = conns + conns / 4 + 65536;
-    std::vector<std::vector<std::vector<uint8_t>>> per(conns);
-    for (uint32_t i = 0; i < conns; ++i) lifecycle_frames(make_conn(i, rng), per[i]);
+    const uint32_t tuples = std::max<uint32_t>(1, conns / 2);
+    std::vector<std::vector<std::vector<uint8_t>>> per(2 * tuples);
+    for (uint32_t i = 0; i < tuples; ++i) {
+        Conn c = make_conn(i, rng);
+        lifecycle_frames(c, per[i]);
+        const uint32_t cseq = c.cseq, sseq = c.sseq;
+        do c.cseq = uint32_t(rng()), c.sseq = uint32_t(rng());
+        while (c.cseq == cseq || c.sseq == sseq);
+        lifecycle_frames(c, per[tuples + i]);
+    }
     std::vector<std::vector<uint8_t>> frames;
-    interleave(per, 4096, frames, rng);
+    interleave(per, std::clamp<uint32_t>(tuples / 4, 1, 4096), frames, rng);
     if (flood_pct) {
         // Spread new spoofed SYNs so that they make flood_pct % of all packets.
         std::vector<std::vector<uint8_t>> mixed;
@@ -257,16 +282,36 @@ void build_lifecycle(Workload& wl, uint32_t conns, uint32_t flood_pct, const std
     write_pcap(wl, dir, frames, err);
 }
 
+// Which pipeline runs to measure: detection off, on (the appliance's default), or both.
+enum class DetectMode { off, on, both };
+
 struct Result {
     std::string workload;
+    // The appliance's configuration: detection on when measured, else off.
     double mpps = 0, bare_mpps = 0, ratio = 0, ns_per_packet = 0, cycles_per_packet = 0;
     double bare_ns_per_packet = 0;
     double bytes_per_connection = 0;
     uint64_t packets = 0, bare_packets = 0;
+    uint64_t total_packets = 0;  // through the pipeline after the warm-up: settling and every slice
+    // Per detection mode (index 0 off, 1 on), over all of that mode's slices.
+    bool measured[2] = {false, false};
+    uint64_t mode_packets[2] = {0, 0};
+    double mode_seconds[2] = {0, 0};
+    double mode_mpps[2] = {0, 0};
+    double mode_ns[2] = {0, 0};  // ns per packet = 1000 / Mpps
+    // Detection's cost: ns on - ns off (= 1000/Mpps_on - 1000/Mpps_off) and relative to off.
+    double detect_ns = 0, detect_rel = 0;
     uint64_t established_checked = 0, established_lost = 0;
     uint64_t connections_created = 0, untracked = 0, conn_records = 0, records_dropped = 0;
     uint64_t outcome_sum = 0;
     uint32_t capacity = 0;
+    // Detection's findings over the whole workload (warm-up, settle and the "on" slices).
+    bool detect = false;
+    detect::AlertCounts alert_counts;
+    std::vector<std::pair<std::string, std::string>> alerts;  // started: (type, target)
+    uint64_t publications = 0, publish_late = 0;
+    double judge_seconds = 0;  // the control core's time in the polls that judged an interval
+    uint64_t judged = 0;       // ... and those intervals
 };
 
 struct BareArgs {
@@ -294,8 +339,18 @@ uint64_t wall_ns() {
                         .count());
 }
 
-// Pushes the warm-up frames through the worker's own pipeline, burst by burst.
-void run_warmup(Worker& w, rte_mempool* pool, const FrameList& fl) {
+// Live interval boundary, as worker_main does it (src/worker.cpp, live_interval): the interval
+// that ended is published; a control core still holding the last one makes it fold in.
+void interval_boundary(Worker& w) {
+    if (!w.detector || w.now_ns < w.next_boundary_ns) return;
+    const uint64_t k = w.now_ns / w.interval_ns;
+    w.detector->publish(k - 1);
+    w.next_boundary_ns = (k + 1) * w.interval_ns;
+}
+
+// Pushes the warm-up frames through the worker's own pipeline, burst by burst, on this thread
+// (which is then also the detector's writer: publications are taken by `agg` right away).
+void run_warmup(Worker& w, rte_mempool* pool, const FrameList& fl, detect::Aggregator* agg) {
     rte_mbuf* m[kMaxBurst];
     for (size_t i = 0; i < fl.size();) {
         uint16_t n = uint16_t(std::min<size_t>(32, fl.size() - i));
@@ -305,6 +360,10 @@ void run_warmup(Worker& w, rte_mempool* pool, const FrameList& fl) {
         }
         w.now_ns = wall_ns();
         w.table->set_now(uint32_t(w.now_ns / 1'000'000));
+        if (w.detector && w.now_ns >= w.next_boundary_ns) {
+            interval_boundary(w);
+            if (agg) agg->poll();
+        }
         for (uint16_t k = 0; k < n; ++k, ++i) {
             std::memcpy(rte_pktmbuf_mtod(m[k], void*), fl.bytes.data() + fl.off[i], fl.len[i]);
             m[k]->data_len = uint16_t(fl.len[i]);
@@ -332,7 +391,17 @@ uint64_t counter(const std::vector<uint64_t>& v, const std::string& group, const
     return 0;
 }
 
-Result run_workload(Workload& wl, unsigned lcore, double seconds, const tcp::Tracker& tracker) {
+struct Options {
+    double seconds = 3.0;     // per measurement: bare RX, and each detection mode in total
+    unsigned rounds = 3;      // the modes alternate in this many rounds (off on, on off, ...)
+    double settle = 1.0;      // unmeasured pipeline run before the rounds (tables fill)
+    DetectMode detect = DetectMode::both;
+    uint32_t interval_ms = 1000;
+    bool tty = false;         // progress updated in place
+    std::ofstream* alerts_out = nullptr;  // --alerts: every alert event, JSON lines
+};
+
+Result run_workload(Workload& wl, unsigned lcore, const Options& o, const tcp::Tracker& tracker) {
     Result r;
     r.workload = wl.name;
     r.capacity = wl.capacity;
@@ -388,39 +457,160 @@ Result run_workload(Workload& wl, unsigned lcore, double seconds, const tcp::Tra
     w->rxq[w->nb_rxq++] = RxQueue{port, 0, packet::LinkType::ethernet};
     r.bytes_per_connection = double(tbytes) / tcfg.capacity;
 
+    // Detection as the appliance builds it (src/main.cpp) with the default settings (sketch
+    // width 8192, top 128): the sources seen completing handshakes, the worker's detector, and
+    // the aggregator on this thread (the control core), polled with the connection records.
+    // The bench's clock is the live worker's: an interval boundary every interval_ms of
+    // wall-clock time, where worker_main publishes (the copy of the half-open gauges included).
+    // Detection is attached to the worker for the "on" slices and detached for the "off" ones,
+    // on the same table in the same state; warm-up and settling run with it on, as the
+    // appliance would. (Half-open connections opened with it off and closed with it on leave
+    // the gauges off by that many: the alerts here are for the checks, not for reading.)
+    const bool want_on = o.detect != DetectMode::off, want_off = o.detect != DetectMode::on;
+    detect::Settings ds;
+    ds.interval_ms = o.interval_ms;
+    std::unique_ptr<detect::VerifiedSources> verified;
+    std::unique_ptr<detect::WorkerDetector> detector;
+    std::unique_ptr<detect::Aggregator> agg;
+    if (want_on) {
+        sketch::SketchGeometry geo;
+        geo.width = ds.sketch_width;
+        const uint64_t interval_ns = uint64_t{ds.interval_ms} * 1'000'000;
+        verified = std::make_unique<detect::VerifiedSources>();
+        detector = std::make_unique<detect::WorkerDetector>(geo, ds.top, verified.get(), w->ns_base / interval_ns,
+                                                             geo.seed ^ (w->id + 1));
+        w->detector = detector.get();
+        w->interval_ns = interval_ns;
+        w->next_boundary_ns = (w->ns_base / interval_ns + 1) * interval_ns;
+        agg = std::make_unique<detect::Aggregator>(
+            ds, geo, std::vector<detect::WorkerDetector*>{detector.get()}, verified.get(), [&r, &o, &wl](const nlohmann::json& ev) {
+                if (ev["event"] == "start") r.alerts.emplace_back(ev["type"].get<std::string>(), ev["target"].get<std::string>());
+                if (o.alerts_out) {
+                    nlohmann::json e = ev;
+                    e["workload"] = wl.name;
+                    *o.alerts_out << e.dump() << '\n';
+                }
+            });
+        r.detect = true;
+    }
+
+    // Progress: one line per phase; on a terminal, updated in place with the time spent.
+    std::string phase;
+    auto phase_begin = [&](const std::string& text) {
+        phase = text;
+        std::fprintf(stderr, o.tty ? "  %-12s %s" : "  %-12s %s\n", wl.name.c_str(), text.c_str());
+    };
+    auto phase_end = [&] {
+        if (o.tty) std::fprintf(stderr, "\r\033[K  %-12s %s\n", wl.name.c_str(), phase.c_str());
+    };
+
     ConnSink sink;
-    std::fprintf(stderr, "  %-12s warm-up: %zu frames through the pipeline\n", wl.name.c_str(), wl.warmup.size());
-    run_warmup(*w, pool, wl.warmup);
+    phase_begin(std::to_string(wl.warmup.size()) + " warm-up frames through the pipeline" +
+                (want_on ? ", detection on" : ""));
+    run_warmup(*w, pool, wl.warmup, agg.get());
     sink.drain(*w);
+    phase_end();
     const auto before = counters::collect(w->counters, table.stats());
 
-    // Bare RX, then the pipeline, on the same lcore, for the same time.
-    auto timed = [&](auto launch) {
+    // The aggregator's poll, timed when it judged an interval (merge, judge, clear: the control
+    // core's share of detection).
+    auto poll = [&] {
+        if (!agg) return;
+        const auto t0 = std::chrono::steady_clock::now();
+        if (const unsigned n = agg->poll()) {
+            r.judge_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            r.judged += n;
+        }
+    };
+    // One timed run on the lcore, while this thread does the control core's work. `status`:
+    // what the progress line says meanwhile on a terminal.
+    auto timed = [&](auto launch, double secs, const std::string& status) {
         run.stop = false;
         launch();
         auto t0 = std::chrono::steady_clock::now();
-        while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < seconds) {
+        double shown = -1;
+        for (;;) {
+            const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            if (el >= secs) break;
+            if (o.tty && el - shown >= 0.1) {
+                shown = el;
+                std::fprintf(stderr, "\r\033[K  %-12s %s: %.1f / %.1f s", wl.name.c_str(), status.c_str(), el, secs);
+            }
             std::this_thread::sleep_for(std::chrono::milliseconds(2));
             sink.drain(*w);  // the control core's job, as in the appliance
+            poll();
         }
         run.stop = true;
         rte_eal_wait_lcore(lcore);
         sink.drain(*w);
+        poll();
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     };
+    auto rx_packets = [&] { return counter(counters::collect(w->counters, table.stats()), "rx", "rx_packets"); };
+    // The pipeline (worker_main, live) for secs, detection on or off; its packets and seconds.
+    auto pipeline = [&](bool on, double secs, const std::string& status) {
+        w->detector = on ? detector.get() : nullptr;
+        const uint64_t p0 = rx_packets();
+        const double t = timed([&] { rte_eal_remote_launch(worker_main, w.get(), lcore); }, secs, status);
+        return std::make_pair(rx_packets() - p0, t);
+    };
+
+    // Bare RX, then the pipeline, on the same lcore, for the same time.
+    char buf[160];
     BareArgs ba{port, &run};
-    std::fprintf(stderr, "  %-12s bare RX for %.1f s\n", wl.name.c_str(), seconds);
-    double tb = timed([&] { rte_eal_remote_launch(bare_rx_main, &ba, lcore); });
-    std::fprintf(stderr, "  %-12s pipeline for %.1f s\n", wl.name.c_str(), seconds);
-    double tp = timed([&] { rte_eal_remote_launch(worker_main, w.get(), lcore); });
+    std::snprintf(buf, sizeof buf, "bare RX for %.1f s", o.seconds);
+    phase_begin(buf);
+    double tb = timed([&] { rte_eal_remote_launch(bare_rx_main, &ba, lcore); }, o.seconds, "bare RX");
+    phase_end();
+    if (o.settle > 0) {
+        std::snprintf(buf, sizeof buf, "pipeline settling for %.1f s (not measured)%s", o.settle,
+                      want_on ? ", detection on" : "");
+        phase_begin(buf);
+        pipeline(want_on, o.settle, "pipeline settling");
+        phase_end();
+    }
+    // The modes alternate, off on, on off, ..., so that drift (the table filling, the neighbours
+    // of this shared machine) falls on both alike.
+    const double slice = o.seconds / o.rounds;
+    if (want_on && want_off)
+        std::snprintf(buf, sizeof buf, "pipeline, detection off and on alternating, %u round%s of %.2f s each", o.rounds,
+                      o.rounds == 1 ? "" : "s", slice);
+    else
+        std::snprintf(buf, sizeof buf, "pipeline, detection %s, for %.1f s", want_on ? "on" : "off", o.seconds);
+    phase_begin(buf);
+    for (unsigned k = 0; k < o.rounds; ++k) {
+        const bool order[2] = {k % 2 == 1, k % 2 == 0};  // round 0: off, on; round 1: on, off
+        for (bool on : order) {
+            if (on ? !want_on : !want_off) continue;
+            std::snprintf(buf, sizeof buf, "pipeline round %u/%u, detection %s", k + 1, o.rounds, on ? "on" : "off");
+            auto [n, t] = pipeline(on, slice, buf);
+            r.measured[on] = true;
+            r.mode_packets[on] += n;
+            r.mode_seconds[on] += t;
+        }
+    }
+    phase_end();
+    w->detector = detector.get();
 
     const auto after = counters::collect(w->counters, table.stats());
+    for (int m = 0; m < 2; ++m) {
+        if (!r.measured[m]) continue;
+        r.mode_mpps[m] = r.mode_packets[m] / r.mode_seconds[m] / 1e6;
+        r.mode_ns[m] = r.mode_packets[m] ? r.mode_seconds[m] * 1e9 / double(r.mode_packets[m]) : 0;
+    }
+    if (r.measured[0] && r.measured[1] && r.mode_ns[0] > 0) {
+        r.detect_ns = r.mode_ns[1] - r.mode_ns[0];
+        r.detect_rel = r.mode_ns[1] / r.mode_ns[0] - 1;
+    }
+    const int primary = r.measured[1] ? 1 : 0;
+    const double tp = r.mode_seconds[primary];
     r.bare_packets = ba.packets;
-    r.packets = counter(after, "rx", "rx_packets") - counter(before, "rx", "rx_packets");
+    r.packets = r.mode_packets[primary];
+    r.total_packets = counter(after, "rx", "rx_packets") - counter(before, "rx", "rx_packets");
     r.bare_mpps = ba.packets / tb / 1e6;
-    r.mpps = r.packets / tp / 1e6;
+    r.mpps = r.mode_mpps[primary];
     r.ratio = r.bare_mpps > 0 ? r.mpps / r.bare_mpps : 0;
-    r.ns_per_packet = r.packets ? tp * 1e9 / double(r.packets) : 0;
+    r.ns_per_packet = r.mode_ns[primary];
     r.bare_ns_per_packet = ba.packets ? tb * 1e9 / double(ba.packets) : 0;
     r.cycles_per_packet = r.packets ? tp * double(rte_get_tsc_hz()) / double(r.packets) : 0;
     r.outcome_sum = counter_sum(after, "outcomes") - counter_sum(before, "outcomes");
@@ -428,6 +618,13 @@ Result run_workload(Workload& wl, unsigned lcore, double seconds, const tcp::Tra
     r.untracked = counter(after, "rx", "untracked_no_room");
     r.conn_records = sink.records;
     r.records_dropped = counter(after, "rx", "conn_records_dropped");
+    if (agg) {
+        // What the worker counted since its last publication is judged too; the alerts end.
+        agg->finish("shutdown");
+        r.alert_counts = agg->counts();
+        r.publications = detector->buffer().published();
+        r.publish_late = detector->buffer().publish_late();
+    }
 
     // Every established connection of the workload must still be tracked and established.
     for (const Conn& c : wl.established) {
@@ -457,26 +654,60 @@ int main(int argc, char** argv) {
     CLI::App cli{"stateline-bench: the Stateline worker pipeline against bare DPDK RX, traffic held in memory",
                  "stateline-bench"};
     std::vector<std::string> names;
-    double seconds = 3.0;
+    Options o;
     uint32_t scale = 1'000'000;
-    std::string json_path;
+    std::string json_path, alerts_path;
     bool quick = false;
+    bool no_detect = false;
+    std::string detect_mode = "both";
     uint64_t seed = 1;
     cli.add_option("workloads", names, "established, synflood, lifecycle, mixed (default: all)")
         ->check(CLI::IsMember({"established", "synflood", "lifecycle", "mixed"}));
-    cli.add_option("-t,--seconds", seconds, "Seconds of each measurement (bare RX, then pipeline)");
+    cli.add_option("-t,--seconds", o.seconds,
+                   "Seconds of each measurement: bare RX, and the pipeline with detection off and on, each")
+        ->check(CLI::PositiveNumber);
     cli.add_option("-n,--connections", scale, "Connections of the established workload (synflood keeps 1/10 of it)");
+    cli.add_option("--detect", detect_mode, "Pipeline runs with detection off, on (the appliance's default) or both")
+        ->check(CLI::IsMember({"off", "on", "both"}));
+    cli.add_flag("--no-detect", no_detect, "Same as --detect off");
+    auto* rounds_opt = cli.add_option("--rounds", o.rounds,
+                                      "Detection off and on alternate in this many rounds of seconds/rounds each")
+                           ->check(CLI::Range(1u, 1000u));
+    auto* interval_opt = cli.add_option("--interval-ms", o.interval_ms,
+                                        "Detection interval: the worker publishes, the aggregator judges (default 1000, "
+                                        "as the appliance; --quick: 100)")
+                             ->check(CLI::Range(10u, 60000u));
     cli.add_option("--json", json_path, "Write one JSON object per workload to this file");
+    cli.add_option("--alerts", alerts_path, "Write the alert events (start, update, end; docs/alerts.md) to this file");
     cli.add_option("--seed", seed, "Random seed of the traffic");
-    cli.add_flag("--quick", quick, "Small and short: a correctness run for the test suite (10k connections, 0.3 s)");
+    cli.add_flag("--quick", quick,
+                 "Small and short: a correctness run for the test suite (10k connections, 0.3 s, one round)");
     cli.footer(
-        "Runs on EAL lcore 1 (the measuring core) with lcore 0 draining connection records, as the\n"
-        "control core does. Ratio = pipeline Mpps / bare RX Mpps, both measured in this run.\n"
+        "Runs on EAL lcore 1 (the measuring core) with lcore 0 draining connection records and\n"
+        "polling the detection aggregator, as the control core does. Ratio = pipeline Mpps / bare RX\n"
+        "Mpps, both measured in this run, with detection on when measured. Detection cost per packet\n"
+        "= 1000/Mpps(on) - 1000/Mpps(off) ns, from alternating slices on the same table.\n"
         "Example: build/tools/stateline-bench established synflood --seconds 5 --json bench.json");
     CLI11_PARSE(cli, argc, argv);
+    o.detect = no_detect || detect_mode == "off" ? DetectMode::off : detect_mode == "on" ? DetectMode::on : DetectMode::both;
+    o.settle = std::min(1.0, o.seconds / 3);
     if (quick) {
         scale = 10'000;
-        seconds = 0.3;
+        o.seconds = 0.3;
+        o.settle = 0.1;
+        if (rounds_opt->count() == 0) o.rounds = 1;
+        // Intervals short enough that the runs of 0.3 s are judged several times.
+        if (interval_opt->count() == 0) o.interval_ms = 100;
+    }
+    o.tty = isatty(STDERR_FILENO);
+    std::ofstream alerts_out;
+    if (!alerts_path.empty()) {
+        alerts_out.open(alerts_path);
+        if (!alerts_out) {
+            std::fprintf(stderr, "stateline-bench: cannot write %s\n", alerts_path.c_str());
+            return 1;
+        }
+        o.alerts_out = &alerts_out;
     }
     if (names.empty()) names = {"established", "synflood", "lifecycle", "mixed"};
 
@@ -495,14 +726,17 @@ int main(int argc, char** argv) {
         if (n == "established") {
             wl.description = std::to_string(scale) + " established connections, data in random order";
             build_established(wl, scale, dir, rng, err);
+            wl.quiet = true;
         } else if (n == "synflood") {
-            wl.description = "new spoofed SYNs (9 in 10) over " + std::to_string(scale / 10) + " established connections";
+            wl.description = "new spoofed SYNs to 192.0.2.10:80 (9 in 10) over " + std::to_string(scale / 10) + " established connections";
             build_synflood(wl, scale / 10, scale, scale / 2, dir, rng, err);
+            wl.flood_victim = "192.0.2.10:80";
         } else if (n == "lifecycle") {
-            wl.description = "short connections of 10 packets, full open and close";
+            wl.description = std::to_string(scale / 10) + " connections of 10 packets, full open and close, on " +
+                             std::to_string(scale / 20) + " tuples reopened from TIME-WAIT";
             build_lifecycle(wl, scale / 10, 0, dir, rng, err);
         } else {
-            wl.description = "lifecycle traffic plus 20% spoofed SYNs";
+            wl.description = "lifecycle traffic plus 20% spoofed SYNs to 192.0.2.10:443";
             build_lifecycle(wl, scale / 10, 20, dir, rng, err);
         }
         if (!err.empty()) {
@@ -532,48 +766,124 @@ int main(int argc, char** argv) {
     const tcp::Tracker tracker;
     std::vector<Result> results;
     for (auto& wl : wls) {
-        results.push_back(run_workload(wl, lcore, seconds, tracker));
+        results.push_back(run_workload(wl, lcore, o, tracker));
         unlink(wl.pcap.c_str());
     }
     rmdir(dir);
 
-    std::printf("%-12s %9s %9s %6s %8s %8s %9s %9s %s\n", "workload", "Mpps", "bare Mpps", "ratio", "ns/pkt", "cyc/pkt",
-                "B/conn", "est.lost", "description");
+    // The table. ratio and cyc/pkt are those of the appliance's configuration (detection on
+    // when measured); "det" is what detection adds per packet, and relative to off.
+    auto num = [](bool ok, const char* f, double v) -> std::string {
+        if (!ok) return "-";
+        char b[32];
+        std::snprintf(b, sizeof b, f, v);
+        return b;
+    };
+    std::printf("%-12s %9s %8s %8s %6s %10s %10s %10s %7s %7s %8s %8s %6s %s\n", "workload", "bare Mpps", "Mpps off",
+                "Mpps on", "ratio", "ns/pkt off", "ns/pkt on", "det ns/pkt", "det %", "cyc/pkt", "B/conn", "est.lost",
+                "alerts", "description");
     for (size_t i = 0; i < results.size(); ++i) {
         const Result& r = results[i];
-        std::printf("%-12s %9.2f %9.2f %6.2f %8.1f %8.0f %9.1f %9s %s\n", r.workload.c_str(), r.mpps, r.bare_mpps, r.ratio,
-                    r.ns_per_packet, r.cycles_per_packet, r.bytes_per_connection,
-                    r.established_checked ? std::to_string(r.established_lost).c_str() : "-", wls[i].description.c_str());
+        const bool both = r.measured[0] && r.measured[1];
+        std::printf("%-12s %9.2f %8s %8s %6.2f %10s %10s %10s %7s %7.0f %8.1f %8s %6s %s\n", r.workload.c_str(), r.bare_mpps,
+                    num(r.measured[0], "%.2f", r.mode_mpps[0]).c_str(), num(r.measured[1], "%.2f", r.mode_mpps[1]).c_str(),
+                    r.ratio, num(r.measured[0], "%.1f", r.mode_ns[0]).c_str(), num(r.measured[1], "%.1f", r.mode_ns[1]).c_str(),
+                    num(both, "%+.1f", r.detect_ns).c_str(), num(both, "%+.1f%%", 100 * r.detect_rel).c_str(),
+                    r.cycles_per_packet, r.bytes_per_connection,
+                    r.established_checked ? std::to_string(r.established_lost).c_str() : "-",
+                    r.detect ? std::to_string(r.alerts.size()).c_str() : "-", wls[i].description.c_str());
     }
-    // --quick is the test suite's correctness run: counts must add up, nothing may be lost.
-    int failures = 0;
+    // What detection made of each workload: the alerts it started.
+    for (const Result& r : results) {
+        if (!r.detect) continue;
+        std::map<std::string, std::vector<std::string>> by_type;
+        for (const auto& [type, target] : r.alerts) by_type[type].push_back(target);
+        std::string text;
+        for (const auto& [type, targets] : by_type) {
+            text += (text.empty() ? "" : "; ") + type + " on";
+            for (size_t k = 0; k < targets.size() && k < 3; ++k) text += (k ? ", " : " ") + targets[k];
+            if (targets.size() > 3) text += " and " + std::to_string(targets.size() - 3) + " more";
+        }
+        std::printf("%-12s alerts: %s (%llu intervals judged, %.2f ms each on the control core; %llu publications, %llu "
+                    "late)\n",
+                    r.workload.c_str(), text.empty() ? "none" : text.c_str(), (unsigned long long)r.alert_counts.intervals,
+                    r.judged ? 1e3 * r.judge_seconds / double(r.judged) : 0.0, (unsigned long long)r.publications,
+                    (unsigned long long)r.publish_late);
+    }
+
+    // --quick is the test suite's correctness run: counts must add up, nothing may be lost, and
+    // detection must see the SYN flood (and nothing in the established traffic).
+    int failures = 0, checks = 0;
     if (quick) {
-        auto check = [&](bool ok, const Result& r, const char* what) {
-            std::printf("%-12s %-58s %s\n", r.workload.c_str(), what, ok ? "ok" : "FAIL");
+        auto check = [&](bool ok, const Result& r, const std::string& what) {
+            std::printf("%-12s %-64s %s\n", r.workload.c_str(), what.c_str(), ok ? "ok" : "FAIL");
             failures += !ok;
+            ++checks;
         };
-        for (const auto& r : results) {
-            check(r.packets > 0 && r.bare_packets > 0, r, "packets flowed through bare RX and the pipeline");
-            check(r.outcome_sum == r.packets, r, "every packet has exactly one outcome");
+        for (size_t i = 0; i < results.size(); ++i) {
+            const Result& r = results[i];
+            const Workload& wl = wls[i];
+            check(r.packets > 0 && r.bare_packets > 0 && (!r.measured[0] || r.mode_packets[0] > 0), r,
+                  "packets flowed through bare RX and the pipeline");
+            check(r.outcome_sum == r.total_packets, r, "every packet has exactly one outcome");
             check(r.established_lost == 0, r, "no established connection lost or mis-stated");
             check(r.untracked == 0, r, "no connection refused by the table");
             check(r.records_dropped == 0, r, "no connection record dropped");
             check(r.connections_created > 0, r, "connections were tracked");
+            if (!r.detect) continue;
+            check(r.alert_counts.intervals > 0, r, "detection: intervals published and judged");
+            if (!wl.flood_victim.empty()) {
+                const std::string addr = wl.flood_victim.substr(0, wl.flood_victim.rfind(':'));
+                bool seen = false;
+                for (const auto& [type, target] : r.alerts)
+                    seen = seen || (type == "syn_flood" && (target == wl.flood_victim || target == addr));
+                check(seen && r.alert_counts.started[unsigned(detect::AlertType::syn_flood)] > 0, r,
+                      "detection: syn_flood alert on " + wl.flood_victim);
+            }
+            if (wl.quiet) check(r.alerts.empty(), r, "detection: no alert");
         }
-        std::printf("%d passed, %d failed\n", int(results.size()) * 6 - failures, failures);
+        std::printf("%d passed, %d failed\n", checks - failures, failures);
     }
     if (!json_path.empty()) {
         std::ofstream out(json_path);
+        auto opt = [](bool ok, double v) { return ok ? nlohmann::json(v) : nlohmann::json(nullptr); };
         for (const auto& r : results) {
+            const bool both = r.measured[0] && r.measured[1];
             nlohmann::ordered_json j = {
                 {"workload", r.workload}, {"mpps", r.mpps}, {"bare_rx_mpps", r.bare_mpps}, {"ratio", r.ratio},
                 {"ns_per_packet", r.ns_per_packet}, {"bare_rx_ns_per_packet", r.bare_ns_per_packet},
                 {"cycles_per_packet", r.cycles_per_packet}, {"bytes_per_connection", r.bytes_per_connection},
                 {"table_capacity", r.capacity}, {"packets", r.packets}, {"bare_rx_packets", r.bare_packets},
-                {"outcome_sum", r.outcome_sum}, {"established_checked", r.established_checked},
+                {"detect", r.measured[0] && r.measured[1] ? "both" : r.measured[1] ? "on" : "off"},
+                {"mpps_detect_off", opt(r.measured[0], r.mode_mpps[0])},
+                {"mpps_detect_on", opt(r.measured[1], r.mode_mpps[1])},
+                {"ns_per_packet_detect_off", opt(r.measured[0], r.mode_ns[0])},
+                {"ns_per_packet_detect_on", opt(r.measured[1], r.mode_ns[1])},
+                {"detect_ns_per_packet", opt(both, r.detect_ns)},
+                {"detect_relative_cost", opt(both, r.detect_rel)},
+                {"packets_detect_off", r.mode_packets[0]}, {"packets_detect_on", r.mode_packets[1]},
+                {"seconds_detect_off", r.mode_seconds[0]}, {"seconds_detect_on", r.mode_seconds[1]},
+                {"rounds", o.rounds}, {"interval_ms", o.interval_ms},
+                {"outcome_sum", r.outcome_sum}, {"pipeline_packets", r.total_packets},
+                {"established_checked", r.established_checked},
                 {"established_lost", r.established_lost}, {"connections_created", r.connections_created},
                 {"untracked_no_room", r.untracked}, {"conn_records", r.conn_records},
                 {"conn_records_dropped", r.records_dropped}};
+            if (r.detect) {
+                nlohmann::ordered_json started = nlohmann::ordered_json::object();
+                for (unsigned t = 0; t < detect::kAlertTypeCount; ++t)
+                    if (r.alert_counts.started[t])
+                        started[detect::alert_type_name(detect::AlertType(t))] = r.alert_counts.started[t];
+                nlohmann::ordered_json list = nlohmann::ordered_json::array();
+                for (const auto& [type, target] : r.alerts) list.push_back({{"type", type}, {"target", target}});
+                j["alerts_started"] = started;
+                j["alerts"] = list;
+                j["intervals_judged"] = r.alert_counts.intervals;
+                j["late_intervals"] = r.alert_counts.late_intervals;
+                j["publications"] = r.publications;
+                j["publish_late"] = r.publish_late;
+                j["control_ms_per_interval"] = r.judged ? 1e3 * r.judge_seconds / double(r.judged) : 0.0;
+            }
             out << j.dump() << "\n";
         }
         if (!out) {
