@@ -194,6 +194,8 @@ void worker_process_burst(Worker& w, rte_mbuf** pkts, uint16_t n) {
         // misses for the whole burst now, so they overlap instead of stalling one by one.
         for (uint16_t i = 0; i < nt; ++i)
             if (idx[i] != kNoEntry) rte_prefetch0(&w.table->cold(idx[i]));
+        if (w.detector)
+            for (uint16_t i = 0; i < nt; ++i) w.detector->prefetch(*tcp[i]);
         stage_track(w, tcp, idx, nt);
     }
     rte_pktmbuf_free_bulk(pkts, n);

@@ -56,33 +56,28 @@ void Partial::clear() noexcept {
 
 // ---- VerifiedSources -----------------------------------------------------------------------
 
-VerifiedSources::VerifiedSources() : gen_{alloc_bits(kVerifiedBits), alloc_bits(kVerifiedBits)} {}
+VerifiedSources::VerifiedSources() : words_(alloc_bits(2 * size_t{kVerifiedBits})) {}
 
-VerifiedSources::~VerifiedSources() {
-    free_aligned(gen_[0]);
-    free_aligned(gen_[1]);
-}
+VerifiedSources::~VerifiedSources() { free_aligned(words_); }
 
 void VerifiedSources::merge(const uint64_t* bits) noexcept {
-    uint64_t* g = gen_[current_];
     for (size_t i = 0; i < kVerifiedBits / 64; ++i) {
         if (bits[i] == 0) continue;
-        std::atomic_ref<uint64_t> w(g[i]);
+        std::atomic_ref<uint64_t> w(words_[2 * i + current_]);
         w.store(w.load(std::memory_order_relaxed) | bits[i], std::memory_order_relaxed);
     }
 }
 
 void VerifiedSources::age() noexcept {
     current_ ^= 1u;
-    uint64_t* g = gen_[current_];
     for (size_t i = 0; i < kVerifiedBits / 64; ++i)
-        std::atomic_ref<uint64_t>(g[i]).store(0, std::memory_order_relaxed);
+        std::atomic_ref<uint64_t>(words_[2 * i + current_]).store(0, std::memory_order_relaxed);
 }
 
 uint64_t VerifiedSources::count_bits() const noexcept {
     uint64_t n = 0;
     for (size_t i = 0; i < kVerifiedBits / 64; ++i)
-        n += static_cast<uint64_t>(__builtin_popcountll(load(gen_[0][i]) | load(gen_[1][i])));
+        n += static_cast<uint64_t>(__builtin_popcountll(load(words_[2 * i]) | load(words_[2 * i + 1])));
     return n;
 }
 
@@ -102,6 +97,21 @@ WorkerDetector::WorkerDetector(const sketch::SketchGeometry& g, uint32_t top,
                                uint64_t rng_seed, size_t counter_count)
     : buf_(first_interval, g, top, counter_count), half_open_(g.width), verified_(verified),
       rng_(rng_seed | 1) {}
+
+void WorkerDetector::prefetch(const packet::PacketMeta& m) noexcept {
+    namespace tf = packet::tcp_flag;
+    if ((m.tcp_flags & (tf::syn | tf::ack | tf::rst)) != tf::syn) return;
+    const unsigned snd = static_cast<unsigned>(m.sender), rcv = 1u - snd;
+    const Partial& p = buf_.active();
+    if (verified_) verified_->prefetch(m.key.addr[snd]);
+    p.source.prefetch(p.source.slots(sketch::source_ip_key(m.key.addr[snd])));
+    const auto se = p.victim.slots(sketch::victim_endpoint_key(m.key.addr[rcv], m.key.port[rcv]));
+    const auto si = p.victim.slots(sketch::victim_ip_key(m.key.addr[rcv]));
+    p.victim.prefetch(se);
+    p.victim.prefetch(si);
+    half_open_.prefetch(se);
+    half_open_.prefetch(si);
+}
 
 void WorkerDetector::sample(Partial& p, const uint8_t* src, const uint8_t* dst, uint16_t sport,
                             uint16_t dport, uint16_t signals, uint8_t flags) noexcept {

@@ -141,7 +141,12 @@ public:
     bool contains(const uint8_t addr[16]) const noexcept {
         const uint32_t b = BitFilter::bit_of(addr_word(addr), kVerifiedBits - 1);
         const uint64_t m = 1ull << (b & 63);
-        return ((load(gen_[0][b >> 6]) | load(gen_[1][b >> 6])) & m) != 0;
+        const uint64_t* w = words_ + 2 * (b >> 6);
+        return ((load(w[0]) | load(w[1])) & m) != 0;
+    }
+    void prefetch(const uint8_t addr[16]) const noexcept {
+        const uint32_t b = BitFilter::bit_of(addr_word(addr), kVerifiedBits - 1);
+        __builtin_prefetch(words_ + 2 * (b >> 6));
     }
     // Control core.
     void merge(const uint64_t* bits) noexcept;  // OR into the current generation
@@ -152,7 +157,8 @@ private:
     static uint64_t load(const uint64_t& w) noexcept {
         return std::atomic_ref<const uint64_t>(w).load(std::memory_order_relaxed);
     }
-    uint64_t* gen_[2];
+    // The two generations' words side by side ([2i] and [2i + 1]): a lookup reads one line.
+    uint64_t* words_;
     unsigned current_ = 0;
 };
 
@@ -181,6 +187,9 @@ public:
         return best < 0 ? 0 : best;
     }
     static size_t words(uint32_t width) noexcept { return size_t{VictimSketch::kDepth} * width; }
+    void prefetch(const VictimSketch::Slots& s) const noexcept {
+        for (unsigned r = 0; r < VictimSketch::kDepth; ++r) __builtin_prefetch(cells_ + s.cell[r]);
+    }
     const uint32_t* cells() const noexcept { return cells_; }
 
 private:
@@ -199,6 +208,10 @@ public:
         if (signals == 0) return;
         segment(m, signals, responder);
     }
+    // Before the burst is tracked: start the cache misses a SYN will take (its verified-source
+    // word, its source's and victim's sketch cells), so they overlap across the burst. A flood
+    // of spoofed SYNs otherwise stalls on each one in turn.
+    void prefetch(const packet::PacketMeta& m) noexcept;
     // A connection left the table (not at the final flush).
     void on_close(const connlog::ConnRecord& r) noexcept;
 
