@@ -829,5 +829,38 @@ TEST(FlowTable, ChurnAgreesWithAModel) {
     expect_consistent(t);
 }
 
+
+// The per-state gauges (exported as connections by state) follow every way an entry changes
+// class or leaves: insert, touch to another class, remove, expiry, recycling, flush.
+TEST(FlowTable, ActiveByClassFollowsEveryChange) {
+    Table tb(config(256));
+    FlowTable& t = tb.t;
+    auto by = [&](TimeoutClass c) { return t.stats().active_by_class[static_cast<unsigned>(c)]; };
+    auto sum = [&] {
+        uint64_t s = 0;
+        for (unsigned c = 1; c < kTimeoutClassCount; ++c) s += t.stats().active_by_class[c];
+        return s;
+    };
+    std::vector<uint32_t> idx;
+    for (uint32_t n = 0; n < 100; ++n) idx.push_back(insert(t, key_n(n), TimeoutClass::half_open));
+    EXPECT_EQ(by(TimeoutClass::half_open), 100u);
+    for (uint32_t n = 0; n < 60; ++n) t.touch(idx[n], TimeoutClass::established);
+    for (uint32_t n = 60; n < 70; ++n) t.touch(idx[n], TimeoutClass::closed);
+    t.touch(idx[0], TimeoutClass::established);  // same class: no change
+    EXPECT_EQ(by(TimeoutClass::half_open), 30u);
+    EXPECT_EQ(by(TimeoutClass::established), 60u);
+    EXPECT_EQ(by(TimeoutClass::closed), 10u);
+    EXPECT_EQ(sum(), t.stats().active);
+    for (uint32_t n = 0; n < 5; ++n) t.remove(idx[n], RemoveReason::closed);
+    EXPECT_EQ(by(TimeoutClass::established), 55u);
+    // Idle past the half-open timeout: the expiry clock takes the 30 half-open entries.
+    t.set_now(kHalfOpenMs + 1000);
+    for (int i = 0; i < 100; ++i) t.expire_step();
+    EXPECT_EQ(by(TimeoutClass::half_open), 0u);
+    EXPECT_EQ(sum(), t.stats().active);
+    t.flush();
+    EXPECT_EQ(sum(), 0u);
+    EXPECT_EQ(t.stats().active, 0u);
+}
 }  // namespace
 }  // namespace stateline::flow
