@@ -40,11 +40,14 @@
 #include "config.hpp"
 #include "aggregator.hpp"
 #include "counters.hpp"
+#include "ctl_server.hpp"
 #include "dispatcher.hpp"
 #include "flow_table.hpp"
+#include "metrics.hpp"
 #include "ports.hpp"
 #include "stats.hpp"
 #include "summary.hpp"
+#include "telemetry.hpp"
 #include "worker.hpp"
 
 namespace fs = std::filesystem;
@@ -68,6 +71,8 @@ struct Options {
     bool verbose = false;
     bool quiet = false;
     bool progress = true;
+    std::string metrics_listen;  // --metrics-listen; empty: not given (live: on, capture: off)
+    std::string ctl_socket;      // --ctl-socket; empty: the default path (src/ctl_path.hpp)
 };
 
 [[noreturn]] void die(const std::string& msg, int code = 2) {
@@ -129,6 +134,20 @@ int parse_options(std::vector<char*>& app, Options& o) {
     cli.add_flag("-v,--verbose", o.verbose, "Show DPDK's informational messages");
     cli.add_flag("-q,--quiet", o.quiet, "Print no summary on stdout and no alert lines on stderr");
     cli.add_flag("!--no-progress", o.progress, "No progress line on a terminal");
+    cli.add_option("--ctl-socket", o.ctl_socket,
+                   "Control socket for stateline-ctl, or 'off' (default: " + ctl::default_socket_path() + ")")
+        ->type_name("PATH");
+    cli.add_option("--metrics-listen", o.metrics_listen,
+                   std::string("Serve Prometheus metrics at http://ADDR:PORT/metrics ([IPv6]:PORT too), or 'off' "
+                               "(default: ") + kDefaultMetricsListen + " live, off in a capture replay)")
+        ->type_name("ADDR:PORT")
+        ->check(CLI::Validator(
+            [](std::string& v) {
+                MetricsListen l;
+                std::string e;
+                return parse_metrics_listen(v, l, e) ? std::string() : e;
+            },
+            ""));
     try {
         cli.parse(static_cast<int>(app.size()), app.data());
     } catch (const CLI::ParseError& e) {
@@ -300,7 +319,7 @@ int main(int argc, char** argv) {
                         uint64_t(workers) * cfg.worker_ring * sizeof(void*) * 2 +
                         uint64_t(workers) * cfg.conn_ring * sizeof(connlog::ConnRecord);
         uint64_t mem_mb = need / (1 << 20) + 128;
-        gen = {argv[0], "--no-huge", "--no-pci", "--no-shconf", "--no-telemetry",
+        gen = {argv[0], "--no-huge", "--no-pci", "--no-shconf", "--log-level=lib.telemetry:error",
                "--file-prefix=stateline-" + std::to_string(getpid()), "-m", std::to_string(mem_mb),
                "--lcores=" + lcore_map(lcores), opt.verbose ? "--log-level=info" : "--log-level=warning"};
         for (size_t i = 0; i < caps.size(); ++i)
@@ -496,6 +515,62 @@ int main(int argc, char** argv) {
     }
     StatsCollector collector(published_ptrs, capture_mode ? "capture" : "live");
     SnapshotBoard board;
+    // ---- Control socket for stateline-ctl (src/ctl_server.hpp); SIGHUP reloads the config ----
+    ctl::ServerSetup ctl_setup;
+    ctl_setup.socket_path = opt.ctl_socket == "off" ? std::string() : ctl::resolve_socket_path(opt.ctl_socket);
+    ctl_setup.mode = capture_mode ? "capture" : "live";
+    ctl_setup.config_path = opt.config_path;
+    ctl_setup.board = &board;
+    for (auto& w : ws) ctl_setup.workers.push_back(w.get());
+    ctl_setup.aggregator = aggregator.get();
+    ctl::Server ctl_server(std::move(ctl_setup));
+    {
+        std::string ctl_err;
+        int ctl_code = 1;
+        // A replay on the default path yields to whoever holds it (a live appliance, another
+        // replay), and says so unless -q.
+        if (!ctl_server.start(ctl_err, ctl_code)) {
+            if (!capture_mode || !opt.ctl_socket.empty()) die(ctl_err, ctl_code);
+            if (!opt.quiet) warn("this replay runs without a control socket: " + ctl_err);
+        }
+        ctl::install_sighup_reload();
+        if (!capture_mode && !ctl_server.socket_path().empty())
+            std::fprintf(stderr, "stateline: control socket %s (stateline-ctl status)\n", ctl_server.socket_path().c_str());
+    }
+    // ---- end of control socket ----
+    // ---- DPDK telemetry (src/telemetry.hpp): /stateline/* commands answered from the board ----
+    {
+        std::string terr;
+        if (!register_telemetry(&board, cfg.stats_interval_ms, terr)) warn(terr);
+        const std::string sock = telemetry_socket_path(runtime_dir);
+        if (!capture_mode && !sock.empty())
+            std::fprintf(stderr, "stateline: DPDK telemetry on %s (dpdk-telemetry.py -f %s, then /stateline/stats)\n",
+                         sock.c_str(), fs::path(runtime_dir).filename().c_str());
+    }
+    TelemetryRegistration telemetry_registration;  // detaches the board before it is destroyed
+    // ---- end of DPDK telemetry ----
+    // ---- Prometheus /metrics (src/metrics.hpp): served from the board on MHD's own thread ----
+    std::unique_ptr<MetricsServer> metrics;
+    {
+        // A replay lasts seconds: no endpoint unless asked for, so two replays never collide.
+        const std::string where = !opt.metrics_listen.empty() ? opt.metrics_listen
+                                  : capture_mode              ? std::string("off")
+                                                              : std::string(kDefaultMetricsListen);
+        MetricsListen ml;
+        std::string merr;
+        if (!parse_metrics_listen(where, ml, merr)) die("--metrics-listen " + merr);
+        if (!ml.off) {
+            metrics = std::make_unique<MetricsServer>(
+                board, ml, MetricsInfo{tcfg.capacity, STATELINE_VERSION, capture_mode ? "capture" : "live"});
+            if (metrics->start(merr)) {
+                std::fprintf(stderr, "stateline: metrics on %s\n", metrics->url().c_str());
+            } else {
+                warn("metrics: " + merr + "; running without /metrics");
+                metrics.reset();
+            }
+        }
+    }
+    // ---- end of Prometheus ----
     std::vector<std::function<void(const Snapshot&)>> on_snapshot;  // --stats, ...
     bool stats_write_failed = false;
     if (stats_out.is_open())
@@ -563,6 +638,7 @@ int main(int argc, char** argv) {
     auto serve = [&] {
         for (auto& w : ws) sink.drain(*w);
         if (aggregator) aggregator->poll();
+        ctl_server.poll();  // stateline-ctl: connection lookups, reloads (bounded, never waits)
         if (!capture_intervals && elapsed() >= next_stats) {
             take_snapshot(true);
             next_stats += stats_interval;

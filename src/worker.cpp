@@ -151,6 +151,9 @@ void housekeeping(Worker& w) {
             w.next_publish_tsc = now + w.publish_tsc;
         }
     }
+    // A connection lookup from the control socket (see ConnQuery in worker.hpp).
+    if (w.query.state.load(std::memory_order_relaxed) == ConnQuery::asked) [[unlikely]]
+        answer_conn_query(w);
 }
 
 void live_clock(Worker& w) {
@@ -216,6 +219,9 @@ int worker_main(void* arg) {
             if (n == 0) {
                 w.counters.add(counters::Scalar::polls_idle);
                 if (done) break;
+                // An idle replay worker still answers the control socket's lookups.
+                if (w.query.state.load(std::memory_order_relaxed) == ConnQuery::asked) [[unlikely]]
+                    answer_conn_query(w);
                 if (++idle >= 64 && w.yield_when_idle) {
                     idle = 0;
                     sched_yield();

@@ -39,6 +39,44 @@ struct RunState {
     std::atomic<bool> input_done{false};  // capture mode: dispatcher delivered everything
 };
 
+struct Worker;
+
+// --- Connection lookups for the control socket (src/ctl_server.cpp) ---
+// A mailbox per worker, so that no other thread ever reads a worker's table. The control core
+// writes the query, then sets `state` to asked (release); the worker sees it in housekeeping()
+// (one relaxed load per loop), searches its own table in bounded slices (kSlice entries per loop
+// live, kSliceReplay in a replay; one exact lookup first when both endpoints and ports are
+// given), writes the answer and
+// sets answered (release); the control core reads it and sets idle. Whoever's turn it is owns
+// every other field. On its own cache lines: the worker's loop reads `state` and nothing else.
+struct alignas(64) ConnQuery {
+    enum : uint32_t { idle = 0, asked = 1, answered = 2 };
+    static constexpr uint32_t kMaxMatches = 16;  // kept per worker (all are counted)
+    static constexpr uint32_t kSlice = 256;      // table entries examined per loop, live
+    // A replay's worker loses nothing by pausing (the dispatcher waits on its full ring) but may
+    // loop rarely (a sparse capture), so it scans in bigger slices.
+    static constexpr uint32_t kSliceReplay = 65536;
+    std::atomic<uint32_t> state{idle};
+    // The query: endpoint 0 (address, port if has_port[0]); endpoint 1 too if has_peer.
+    // Addresses as in flow keys (IPv4 mapped).
+    uint8_t addr[2][16]{};
+    uint16_t port[2]{};
+    bool has_port[2]{};
+    bool has_peer = false;
+    bool started = false;  // the control core clears it with each query
+    uint32_t cursor = 0;   // the worker's progress through its table
+    // The answer.
+    uint32_t matches = 0;  // connections matching; the first kMaxMatches are in rec
+    uint32_t kept = 0;
+    uint64_t now_ns = 0;   // the worker's clock when it answered
+    connlog::ConnRecord rec[kMaxMatches];  // worker, key, states, counts, history, conn_state
+    uint8_t tclass[kMaxMatches];           // flow::TimeoutClass of each
+};
+
+// Worker side of the mailbox: called by housekeeping() when query.state is asked.
+void answer_conn_query(Worker& w) noexcept;
+// --- end connection lookups ---
+
 struct alignas(64) Worker {
     unsigned id = 0;       // 0..workers-1
     unsigned lcore = 0;
@@ -81,6 +119,9 @@ struct alignas(64) Worker {
     uint64_t tsc_hz = 0;
     uint64_t tsc_base = 0;
     uint64_t ns_base = 0;
+
+    // --- Connection lookups for the control socket (src/ctl_server.cpp) ---
+    ConnQuery query;
 };
 
 // Interval markers of a capture replay, between frames in the worker rings: odd pointers, which

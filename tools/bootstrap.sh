@@ -25,9 +25,12 @@ packages=(
   libyaml-cpp-dev             # config
   nlohmann-json3-dev          # JSON summaries
   libcli11-dev                # command line
+  libmicrohttpd-dev           # the Prometheus /metrics endpoint (GNU libmicrohttpd)
   libgtest-dev                # unit tests
+  python3-matplotlib          # tools/stateline-chart draws --stats files as PNG
   tshark                      # the functional tests' oracle
   tcpreplay iproute2          # replay into a veth pair read by net_af_packet (functional test)
+  prometheus                  # a real Prometheus server scrapes /metrics (functional test)
 )
 
 missing=()

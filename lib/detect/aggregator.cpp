@@ -598,6 +598,8 @@ nlohmann::json Aggregator::active_alerts() const {
         out.push_back({{"id", a.id},
                        {"type", alert_type_name(a.type)},
                        {"target", format_target(a.target)},
+                       {"target_kind", kind_name(a.target.kind)},
+                       {"peak", a.peak},
                        {"group", a.group},
                        {"severity", a.severity},
                        {"start", format_time(a.start_ns)}});

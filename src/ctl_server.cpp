@@ -1,0 +1,1151 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// The control socket (see ctl_server.hpp for the threads and docs/operations.md for the protocol).
+#include "ctl_server.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <rte_lcore.h>
+
+#include "aggregator.hpp"
+#include "config.hpp"
+#include "ctl_path.hpp"
+#include "flow_key.hpp"
+#include "flow_table.hpp"
+#include "stats.hpp"
+#include "tcp_tracker.hpp"
+#include "worker.hpp"
+
+#ifndef STATELINE_VERSION
+#define STATELINE_VERSION "unknown"
+#endif
+
+namespace stateline {
+
+// ---------------------------------------------------------------------------------------------
+// Worker side of the lookup mailbox. Runs on the worker lcore, between bursts, on its own table.
+// ---------------------------------------------------------------------------------------------
+namespace {
+
+inline bool side_matches(const flow::FlowKey& k, unsigned s, const uint8_t* addr, bool has_port,
+                         uint16_t port) noexcept {
+    return std::memcmp(k.addr[s], addr, 16) == 0 && (!has_port || k.port[s] == port);
+}
+
+void keep_match(Worker& w, ConnQuery& q, uint32_t idx) noexcept {
+    ++q.matches;
+    if (q.kept >= ConnQuery::kMaxMatches) return;
+    // finish() counts endings into the counters it is given: a scratch block, so that a lookup
+    // counts nothing in the worker's own.
+    uint64_t scratch[tcp::kCounterCount] = {};
+    connlog::ConnRecord& r = q.rec[q.kept];
+    w.tracker->finish(w.table->entry(idx), w.table->cold(idx), flow::RemoveReason::flushed, r, scratch);
+    r.worker = static_cast<uint8_t>(w.id);
+    r.uid_seq = 0;
+    q.tclass[q.kept] = static_cast<uint8_t>(w.table->entry(idx).tclass);
+    ++q.kept;
+}
+
+void answer_now(Worker& w, ConnQuery& q) noexcept {
+    q.now_ns = w.now_ns;
+    q.state.store(ConnQuery::answered, std::memory_order_release);
+}
+
+}  // namespace
+
+void answer_conn_query(Worker& w) noexcept {
+    ConnQuery& q = w.query;
+    // housekeeping() saw `asked` with a relaxed load: this fence makes the query visible.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    flow::FlowTable& t = *w.table;
+    if (!q.started) {
+        q.started = true;
+        q.cursor = 0;
+        q.matches = 0;
+        q.kept = 0;
+        // Both endpoints with ports: one lookup finds an untagged connection at once (the same
+        // lookup a packet does). Otherwise, or if it misses (VLAN-tagged), the scan below.
+        if (q.has_peer && q.has_port[0] && q.has_port[1]) {
+            flow::FlowKey k;
+            flow::make_key(k, q.addr[0], q.port[0], q.addr[1], q.port[1], 0, 0);
+            const uint32_t i = t.lookup(k, flow::flow_hash(k));
+            if (i != flow::kNoEntry) {
+                keep_match(w, q, i);
+                answer_now(w, q);
+                return;
+            }
+        }
+    }
+    const uint32_t cap = t.capacity();
+    const uint32_t slice = w.input == InputKind::ring ? ConnQuery::kSliceReplay : ConnQuery::kSlice;
+    const uint32_t end = cap - q.cursor > slice ? q.cursor + slice : cap;
+    for (uint32_t i = q.cursor; i < end; ++i) {
+        const flow::FlowEntry& e = t.entry(i);
+        if (e.tclass == flow::TimeoutClass::free || t.expired(e)) continue;
+        for (unsigned s = 0; s < 2; ++s) {
+            if (!side_matches(e.key, s, q.addr[0], q.has_port[0], q.port[0])) continue;
+            if (q.has_peer && !side_matches(e.key, 1 - s, q.addr[1], q.has_port[1], q.port[1])) continue;
+            keep_match(w, q, i);
+            break;
+        }
+    }
+    q.cursor = end;
+    if (end == cap) answer_now(w, q);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server.
+// ---------------------------------------------------------------------------------------------
+namespace ctl {
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+std::atomic<bool> g_reload_signal{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+
+void on_sighup(int) { g_reload_signal.store(true, std::memory_order_relaxed); }
+
+constexpr size_t kReadChunk = 16384;
+constexpr size_t kOutHigh = size_t{1} << 20;     // stop taking requests while this much is unsent
+constexpr size_t kMaxConfigBytes = size_t{1} << 20;
+constexpr uint64_t kListenId = 0, kWakeId = 1;  // epoll ids; clients from 2
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// Echoes what a client wrote, shortened, for error messages.
+std::string quote(std::string_view s) {
+    std::string q(s.substr(0, 64));
+    if (s.size() > 64) q += "...";
+    return "'" + q + "'";
+}
+
+// The envelope is written by hand so that "ok" comes first (json objects sort their keys).
+std::string ok_line(const json& result, const json& id) {
+    std::string l = "{\"ok\":true,";
+    if (!id.is_null()) l += "\"id\":" + dump(id) + ",";
+    return l + "\"result\":" + dump(result) + "}\n";
+}
+
+std::string error_line(const std::string& msg, const json& id, const json& extra = json()) {
+    std::string l = "{\"ok\":false,";
+    if (!id.is_null()) l += "\"id\":" + dump(id) + ",";
+    l += "\"error\":" + dump(json(msg));
+    if (extra.is_object())
+        for (auto& [k, v] : extra.items()) l += "," + dump(json(k)) + ":" + dump(v);
+    return l + "}\n";
+}
+
+// "2024-05-01T12:00:00.123456Z" (detect::format_time) back to ns; 0 if it does not parse.
+uint64_t parse_time(const std::string& s) {
+    struct tm tm{};
+    unsigned us = 0;
+    if (std::sscanf(s.c_str(), "%d-%d-%dT%d:%d:%d.%uZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                    &tm.tm_min, &tm.tm_sec, &us) < 6)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    const time_t t = timegm(&tm);
+    return t < 0 ? 0 : uint64_t(t) * 1'000'000'000 + uint64_t{us} * 1000;
+}
+
+bool parse_addr(const std::string& s, uint8_t out[16]) {
+    uint8_t v4[4];
+    if (inet_pton(AF_INET, s.c_str(), v4) == 1) {
+        flow::map_ipv4(out, v4);
+        return true;
+    }
+    return inet_pton(AF_INET6, s.c_str(), out) == 1;
+}
+
+struct CommandInfo {
+    const char* cmd;
+    const char* args;
+    const char* help;
+};
+constexpr CommandInfo kCommands[] = {
+    {"help", "", "this list"},
+    {"status", "", "mode, uptime, workers, packets and rate, connections, active alerts, config"},
+    {"stats", "detail (bool, default true)", "the latest aggregates, every counter and rate (as --stats)"},
+    {"alerts", "", "active alerts, with their age"},
+    {"top", "", "top victims and top sources of the last detection interval"},
+    {"victims", "", "top victims of the last detection interval"},
+    {"sources", "", "top sources of the last detection interval"},
+    {"conn", "addr, port, peer, peer_port (addr required)",
+     "tracked connections of an endpoint (or between two): TCP state of each side, history, counts"},
+    {"reload", "", "re-read the config file named at start; apply what can change live"},
+};
+
+bool known_command(const std::string& c) {
+    for (const auto& k : kCommands)
+        if (c == k.cmd) return true;
+    return false;
+}
+
+struct Job {
+    enum Kind { conn, reload } kind = conn;
+    uint64_t client = 0;
+    json id;
+    json query;  // conn: as understood, echoed in the result
+    uint8_t addr[2][16]{};
+    uint16_t port[2]{};
+    bool has_port[2]{};
+    bool has_peer = false;
+};
+
+struct Client {
+    int fd = -1;
+    std::string in;
+    std::string out;
+    size_t out_off = 0;
+    bool busy = false;     // waiting for the control core
+    bool eof = false;      // the peer shut its side: answer what it sent, then close
+    bool closing = false;  // close once `out` is sent
+    bool registered = false;
+    uint32_t events = 0;
+    Clock::time_point last_activity;
+};
+
+bool same_groups(const std::vector<detect::Group>& a, const std::vector<detect::Group>& b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+        if (a[i].name != b[i].name || a[i].thresholds.v != b[i].thresholds.v ||
+            a[i].prefixes.size() != b[i].prefixes.size())
+            return false;
+        for (size_t p = 0; p < a[i].prefixes.size(); ++p)
+            if (a[i].prefixes[p].len != b[i].prefixes[p].len ||
+                std::memcmp(a[i].prefixes[p].addr, b[i].prefixes[p].addr, 16) != 0)
+                return false;
+    }
+    return true;
+}
+
+// What a reload may change while running: the judgement of the detectors, not their memory.
+bool live_param(const std::string& path) {
+    return path.rfind("thresholds.", 0) == 0 || path == "detect.hold_down" || path == "detect.warmup";
+}
+
+}  // namespace
+
+struct Server::Impl {
+    ServerSetup setup;
+    Clock::time_point started = Clock::now();
+
+    // Sockets (the server thread's once started).
+    int listen_fd = -1, ep = -1, wake_fd = -1;
+    dev_t sock_dev = 0;
+    ino_t sock_ino = 0;
+    bool thread_started = false;
+    pthread_t thread{};
+    std::atomic<bool> stopping{false};
+    std::map<uint64_t, Client> clients;
+    uint64_t next_client = 2;
+
+    // Requests for the control core (server thread pushes, control core try_locks).
+    std::mutex jobs_m;
+    std::deque<Job> jobs;
+    std::atomic<bool> jobs_waiting{false};
+    // Answers from the control core (held for a push or a swap).
+    std::mutex done_m;
+    std::vector<std::pair<uint64_t, std::string>> done;
+
+    // Control core only.
+    std::optional<Job> cur;
+    Clock::time_point cur_deadline;
+    std::vector<uint8_t> asked;  // per worker: asked for `cur`
+    std::vector<uint8_t> stale;  // per worker: an abandoned query still out
+    json found = json::array();
+    uint64_t found_total = 0;
+    config::Config baseline;     // what the file said, as running
+
+    // Reload history, for status (control core writes, server thread reads).
+    mutable std::mutex info_m;
+    uint64_t reloads = 0;
+    json last_reload;
+
+    // ---- server thread ----
+    static void* thread_main(void* arg) {
+        static_cast<Impl*>(arg)->run();
+        return nullptr;
+    }
+    void run();
+    void accept_clients();
+    void on_event(uint64_t id, uint32_t ev);
+    void read_from(uint64_t id, Client& c);
+    void write_to(uint64_t id, Client& c);
+    void process(uint64_t id, Client& c);
+    void handle(uint64_t id, Client& c, std::string_view line);
+    void update_events(uint64_t id, Client& c);
+    void close_client(uint64_t id);
+    void take_done();
+    void check_idle();
+    void wake() {
+        const uint64_t one = 1;
+        if (wake_fd >= 0) {
+            [[maybe_unused]] ssize_t n = ::write(wake_fd, &one, sizeof one);
+        }
+    }
+
+    json status_json() const;
+    json alerts_json(const Snapshot& s) const;
+
+    // ---- control core ----
+    void post(uint64_t client, std::string line) {
+        {
+            std::lock_guard<std::mutex> g(done_m);
+            done.emplace_back(client, std::move(line));
+        }
+        wake();
+    }
+    void start_conn();
+    void step_conn();
+    void finish_conn();
+    void collect(size_t w);
+    // A reload: false with `error` (and `errors`) when nothing changed.
+    bool reload(json& result, std::string& error, json& errors);
+};
+
+Server::Server(ServerSetup setup) : impl_(std::make_unique<Impl>()) {
+    Impl& s = *impl_;
+    s.setup = std::move(setup);
+    s.asked.assign(s.setup.workers.size(), 0);
+    s.stale.assign(s.setup.workers.size(), 0);
+    // Absolute, so that status shows where it is and a reload reads the same file whatever happens.
+    if (!s.setup.config_path.empty() && s.setup.config_path[0] != '/') {
+        char cwd[4096];
+        if (::getcwd(cwd, sizeof cwd)) s.setup.config_path = std::string(cwd) + "/" + s.setup.config_path;
+    }
+    // The file as it was loaded at start (main.cpp may have raised rx.mbufs or set workers since):
+    // a reload compares the file's new content with this to say what needs a restart.
+    if (!s.setup.config_path.empty()) {
+        auto r = config::load_file(s.setup.config_path);
+        if (r.ok()) s.baseline = r.config;
+    }
+    if (s.setup.aggregator) s.baseline.detect = s.setup.aggregator->settings();
+}
+
+Server::~Server() {
+    Impl& s = *impl_;
+    if (s.thread_started) {
+        s.stopping.store(true, std::memory_order_relaxed);
+        s.wake();
+        pthread_join(s.thread, nullptr);
+    }
+    for (auto& [id, c] : s.clients) {
+        if (c.busy) c.out += error_line("Stateline is stopping", json());
+        if (c.out.size() > c.out_off) {  // best effort: the socket is non-blocking
+            [[maybe_unused]] ssize_t n = ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
+        }
+        ::close(c.fd);
+    }
+    s.clients.clear();
+    if (s.listen_fd >= 0) {
+        ::close(s.listen_fd);
+        struct stat st;
+        // Only our own socket: if another process replaced it since, it is not ours to remove.
+        if (::lstat(s.setup.socket_path.c_str(), &st) == 0 && st.st_dev == s.sock_dev && st.st_ino == s.sock_ino)
+            ::unlink(s.setup.socket_path.c_str());
+    }
+    if (s.ep >= 0) ::close(s.ep);
+    if (s.wake_fd >= 0) ::close(s.wake_fd);
+}
+
+const std::string& Server::socket_path() const { return impl_->setup.socket_path; }
+
+void install_sighup_reload() {
+    struct sigaction sa{};
+    sa.sa_handler = on_sighup;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &sa, nullptr);
+}
+
+namespace {
+
+// The default folders are created 0700; an existing one must be ours and private (in /tmp,
+// anyone could have made it first).
+bool private_dir(const std::string& dir, std::string& err) {
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+        err = "cannot create the control socket folder " + dir + ": " + std::strerror(errno) +
+              " (give another place with --ctl-socket PATH, or --ctl-socket off)";
+        return false;
+    }
+    struct stat st;
+    if (::lstat(dir.c_str(), &st) != 0) {
+        err = "cannot check " + dir + ": " + std::strerror(errno);
+        return false;
+    }
+    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", unsigned(st.st_mode & 07777));
+        err = "refusing to put the control socket in " + dir + ": it must be a folder owned by uid " +
+              std::to_string(geteuid()) + " with mode 0700, and it is " +
+              (S_ISDIR(st.st_mode) ? "a folder" : S_ISLNK(st.st_mode) ? "a symbolic link" : "not a folder") +
+              " of uid " + std::to_string(st.st_uid) + ", mode " + mode +
+              " (fix or remove it, or give --ctl-socket PATH)";
+        return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+bool Server::start(std::string& error, int& exit_code) {
+    Impl& s = *impl_;
+    const std::string& path = s.setup.socket_path;
+    if (path.empty()) return true;
+    exit_code = 2;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path) {
+        error = "control socket path '" + path + "' is " + std::to_string(path.size()) + " bytes; at most " +
+                std::to_string(sizeof addr.sun_path - 1) + " fit in a Unix socket address (--ctl-socket PATH)";
+        return false;
+    }
+    std::memcpy(addr.sun_path, path.c_str(), path.size());
+    const size_t slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    if (path == default_socket_path() && (dir == "/run/stateline" || dir.rfind("/tmp/stateline-", 0) == 0) &&
+        !private_dir(dir, error))
+        return false;
+
+    struct stat st;
+    if (::lstat(path.c_str(), &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            error = "control socket path " + path + " exists and is not a socket: not replacing it "
+                    "(remove it, or choose another --ctl-socket PATH)";
+            return false;
+        }
+        // A socket file: someone listening on it, or one left behind by a Stateline that died.
+        int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe < 0) {
+            error = std::string("socket: ") + std::strerror(errno);
+            exit_code = 1;
+            return false;
+        }
+        const int rc = ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+        const int err = errno;
+        ::close(probe);
+        if (rc == 0) {
+            error = "another Stateline is running on " + path +
+                    " (its control socket answers): stop it first, or give this one --ctl-socket PATH";
+            exit_code = 1;
+            return false;
+        }
+        if (err != ECONNREFUSED) {
+            error = "cannot check the existing control socket " + path + ": " + std::strerror(err);
+            exit_code = 1;
+            return false;
+        }
+        ::unlink(path.c_str());  // stale
+    }
+
+    s.listen_fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s.listen_fd < 0) {
+        error = std::string("cannot create the control socket: ") + std::strerror(errno);
+        exit_code = 1;
+        return false;
+    }
+    auto fail = [&](const std::string& what, int err, int code, bool created) {
+        error = what + ": " + std::strerror(err);
+        exit_code = code;
+        ::close(s.listen_fd);
+        s.listen_fd = -1;
+        if (created) ::unlink(path.c_str());
+        return false;
+    };
+    if (::bind(s.listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        const int err = errno;
+        if (err == EADDRINUSE)
+            return fail("another process took the control socket " + path + " meanwhile", err, 1, false);
+        return fail("cannot create the control socket " + path + (err == ENOENT ? " (does its folder exist?)" : ""),
+                    err, err == ENOENT || err == EACCES || err == ENOTDIR ? 2 : 1, false);
+    }
+    // Before listen(): nobody can connect yet, so nobody ever connects through a wider mode.
+    if (::chmod(path.c_str(), 0600) != 0) return fail("cannot chmod the control socket " + path, errno, 1, true);
+    if (::lstat(path.c_str(), &st) != 0) return fail("cannot stat the control socket " + path, errno, 1, true);
+    s.sock_dev = st.st_dev;
+    s.sock_ino = st.st_ino;
+    if (::listen(s.listen_fd, 64) != 0) return fail("cannot listen on the control socket " + path, errno, 1, true);
+
+    s.ep = ::epoll_create1(EPOLL_CLOEXEC);
+    s.wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s.ep < 0 || s.wake_fd < 0) return fail("cannot set up the control socket's epoll", errno, 1, true);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kListenId;
+    ::epoll_ctl(s.ep, EPOLL_CTL_ADD, s.listen_fd, &ev);
+    ev.data.u64 = kWakeId;
+    ::epoll_ctl(s.ep, EPOLL_CTL_ADD, s.wake_fd, &ev);
+
+    // A DPDK control thread: on the CPUs no worker lcore uses, named for `top -H`.
+    const int rc = rte_ctrl_thread_create(&s.thread, "sl-ctl", nullptr, &Impl::thread_main, &s);
+    if (rc != 0) return fail("cannot start the control socket's thread", rc, 1, true);
+    s.thread_started = true;
+    return true;
+}
+
+// ---- server thread ----
+
+void Server::Impl::run() {
+    epoll_event evs[64];
+    while (!stopping.load(std::memory_order_relaxed)) {
+        const int n = ::epoll_wait(ep, evs, 64, 250);
+        for (int i = 0; i < n; ++i) {
+            const uint64_t id = evs[i].data.u64;
+            if (id == kListenId) accept_clients();
+            else if (id == kWakeId) take_done();
+            else on_event(id, evs[i].events);
+        }
+        check_idle();
+    }
+}
+
+void Server::Impl::accept_clients() {
+    for (;;) {
+        const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) return;  // EAGAIN, or out of descriptors: the backlog keeps them
+        std::string refuse;
+        struct ucred cred{};
+        socklen_t len = sizeof cred;
+        if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid != 0 && cred.uid != geteuid())
+            refuse = "permission denied: uid " + std::to_string(cred.uid) + " is neither root nor Stateline's uid " +
+                     std::to_string(geteuid());
+        else if (clients.size() >= kMaxClients)
+            refuse = "too many clients: at most " + std::to_string(kMaxClients) + " at once; try again later";
+        if (!refuse.empty()) {
+            const std::string line = error_line(refuse, json());
+            [[maybe_unused]] ssize_t w = ::send(fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+            ::close(fd);
+            continue;
+        }
+        const uint64_t id = next_client++;
+        Client& c = clients[id];
+        c.fd = fd;
+        c.last_activity = Clock::now();
+        update_events(id, c);
+    }
+}
+
+// Level-triggered: read only when a request may be taken (not while one waits for the control
+// core, nor while much is unsent), write only when something is unsent. HUP and ERR always.
+void Server::Impl::update_events(uint64_t id, Client& c) {
+    uint32_t want = 0;
+    if (!c.busy && !c.eof && !c.closing && c.out.size() - c.out_off < kOutHigh) want |= EPOLLIN;
+    if (c.out.size() > c.out_off) want |= EPOLLOUT;
+    if (c.registered && want == c.events) return;
+    epoll_event ev{};
+    ev.events = want;
+    ev.data.u64 = id;
+    ::epoll_ctl(ep, c.registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c.fd, &ev);
+    c.registered = true;
+    c.events = want;
+}
+
+void Server::Impl::close_client(uint64_t id) {
+    auto it = clients.find(id);
+    if (it == clients.end()) return;
+    ::epoll_ctl(ep, EPOLL_CTL_DEL, it->second.fd, nullptr);
+    ::close(it->second.fd);
+    clients.erase(it);  // a job still queued for it is answered into the void
+}
+
+void Server::Impl::on_event(uint64_t id, uint32_t ev) {
+    auto it = clients.find(id);
+    if (it == clients.end()) return;
+    Client& c = it->second;
+    if (ev & EPOLLIN) read_from(id, c);
+    if (!clients.count(id)) return;
+    if (ev & EPOLLOUT) write_to(id, c);
+    if (!clients.count(id)) return;
+    // HUP: the peer is gone both ways; nothing said to it can arrive any more.
+    if ((ev & (EPOLLHUP | EPOLLERR)) && !(ev & EPOLLIN)) close_client(id);
+}
+
+void Server::Impl::read_from(uint64_t id, Client& c) {
+    char buf[kReadChunk];
+    // One chunk per event: a client that floods gets its turn, not the thread.
+    const ssize_t n = ::read(c.fd, buf, sizeof buf);
+    if (n > 0) {
+        c.last_activity = Clock::now();
+        c.in.append(buf, static_cast<size_t>(n));
+    } else if (n == 0) {
+        c.eof = true;
+    } else if (errno != EAGAIN && errno != EINTR) {
+        close_client(id);
+        return;
+    }
+    process(id, c);
+}
+
+void Server::Impl::write_to(uint64_t id, Client& c) {
+    while (c.out.size() > c.out_off) {
+        const ssize_t n = ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
+        if (n > 0) {
+            c.out_off += static_cast<size_t>(n);
+            c.last_activity = Clock::now();
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
+        close_client(id);  // EPIPE, ECONNRESET: the client left
+        return;
+    }
+    if (c.out_off == c.out.size()) {
+        c.out.clear();
+        c.out_off = 0;
+        if (c.closing || (c.eof && !c.busy && c.in.empty())) {
+            close_client(id);
+            return;
+        }
+    }
+    update_events(id, c);
+}
+
+void Server::Impl::process(uint64_t id, Client& c) {
+    while (!c.busy && !c.closing && c.out.size() - c.out_off < kOutHigh) {
+        const size_t nl = c.in.find('\n');
+        if (nl == std::string::npos || nl + 1 > kMaxRequest) {
+            if (c.in.size() >= kMaxRequest) {
+                c.out += error_line("request longer than " + std::to_string(kMaxRequest) +
+                                        " bytes: refused, connection closed (one JSON object per line)",
+                                    json());
+                c.in.clear();
+                c.closing = true;
+                break;
+            }
+            if (nl == std::string::npos) {
+                // The peer shut its side without a final newline: take what it sent as a line.
+                if (c.eof && !c.in.empty()) {
+                    std::string line;
+                    line.swap(c.in);
+                    handle(id, c, line);
+                }
+                break;
+            }
+        }
+        std::string line = c.in.substr(0, nl);
+        c.in.erase(0, nl + 1);
+        handle(id, c, line);
+    }
+    write_to(id, c);
+}
+
+void Server::Impl::check_idle() {
+    const auto now = Clock::now();
+    std::vector<uint64_t> idle;
+    for (auto& [id, c] : clients)
+        if (!c.busy && std::chrono::duration<double>(now - c.last_activity).count() > kIdleTimeoutS) idle.push_back(id);
+    for (uint64_t id : idle) {
+        Client& c = clients[id];
+        if (!c.in.empty() && c.out.size() == c.out_off) {
+            const std::string line = error_line("incomplete request (no newline) after " +
+                                                    std::to_string(int(kIdleTimeoutS)) + " s: connection closed",
+                                                json());
+            [[maybe_unused]] ssize_t w = ::send(c.fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
+        close_client(id);
+    }
+}
+
+void Server::Impl::take_done() {
+    uint64_t v;
+    while (::read(wake_fd, &v, sizeof v) > 0) {
+    }
+    std::vector<std::pair<uint64_t, std::string>> mine;
+    {
+        std::lock_guard<std::mutex> g(done_m);
+        mine.swap(done);
+    }
+    for (auto& [id, line] : mine) {
+        auto it = clients.find(id);
+        if (it == clients.end()) continue;  // left meanwhile
+        it->second.busy = false;
+        it->second.out += line;
+        it->second.last_activity = Clock::now();
+        process(id, it->second);  // the next request it sent, if any
+    }
+}
+
+void Server::Impl::handle(uint64_t id, Client& c, std::string_view text) {
+    while (!text.empty() && (text.back() == '\r' || text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+    while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+    if (text.empty()) return;  // blank lines are allowed between requests
+    const json req = json::parse(text, nullptr, false);
+    if (req.is_discarded() || !req.is_object()) {
+        c.out += error_line(std::string("malformed request: ") + (req.is_discarded() ? "not JSON" : "not a JSON object") +
+                                "; connection closed (one JSON object per line, e.g. {\"cmd\":\"status\"})",
+                            json());
+        c.closing = true;
+        return;
+    }
+    json rid;
+    if (auto it = req.find("id"); it != req.end()) {
+        if (it->is_number() || (it->is_string() && it->get_ref<const std::string&>().size() <= 64)) rid = *it;
+        else {
+            c.out += error_line("malformed request: 'id' must be a number or a string of at most 64 bytes", json());
+            return;
+        }
+    }
+    auto cmd_it = req.find("cmd");
+    if (cmd_it == req.end() || !cmd_it->is_string()) {
+        c.out += error_line("malformed request: no \"cmd\" string (try: {\"cmd\":\"help\"})", rid);
+        return;
+    }
+    const std::string cmd = cmd_it->get<std::string>();
+    if (!known_command(cmd)) {
+        c.out += error_line("unknown command " + quote(cmd) + " (try: help)", rid);
+        return;
+    }
+    // Every argument must be one the command knows: a typo is an error, not a silent default.
+    static const std::map<std::string, std::vector<std::string>> args = {
+        {"stats", {"detail"}}, {"conn", {"addr", "port", "peer", "peer_port"}}};
+    for (auto& [k, v] : req.items()) {
+        if (k == "cmd" || k == "id") continue;
+        auto a = args.find(cmd);
+        if (a == args.end() || std::find(a->second.begin(), a->second.end(), k) == a->second.end()) {
+            std::string msg = "'" + cmd + "' takes no argument " + quote(k);
+            if (cmd == "reload")
+                msg = "'reload' takes no arguments: it re-reads only the config file named at start (" +
+                      (setup.config_path.empty() ? std::string("none") : setup.config_path) + ")";
+            else if (a != args.end()) {
+                msg = "unknown argument " + quote(k) + " for '" + cmd + "' (it takes:";
+                for (const auto& n : a->second) msg += " " + n;
+                msg += ")";
+            }
+            c.out += error_line(msg, rid);
+            return;
+        }
+    }
+
+    if (cmd == "help") {
+        json list = json::array();
+        for (const auto& k : kCommands) list.push_back({{"cmd", k.cmd}, {"args", k.args}, {"help", k.help}});
+        c.out += ok_line({{"commands", list},
+                          {"protocol", "one JSON object per line each way; requests at most " +
+                                           std::to_string(kMaxRequest) + " bytes"}},
+                         rid);
+        return;
+    }
+    if (cmd == "status") {
+        c.out += ok_line(status_json(), rid);
+        return;
+    }
+    if (cmd == "reload" || cmd == "conn") {
+        Job j;
+        j.client = id;
+        j.id = rid;
+        if (cmd == "reload") {
+            j.kind = Job::reload;
+        } else {
+            j.kind = Job::conn;
+            auto bad = [&](const std::string& m) { c.out += error_line("conn: " + m, rid); };
+            auto addr_of = [&](const char* key, int i) {
+                auto it = req.find(key);
+                if (it == req.end()) return true;
+                if (!it->is_string() || !parse_addr(it->get<std::string>(), j.addr[i])) {
+                    bad(std::string("'") + key + "' must be an IPv4 or IPv6 address, not " +
+                        quote(it->is_string() ? it->get<std::string>() : it->dump()));
+                    return false;
+                }
+                j.query[key] = *it;
+                return true;
+            };
+            auto port_of = [&](const char* key, int i) {
+                auto it = req.find(key);
+                if (it == req.end()) return true;
+                if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > 65535) {
+                    bad(std::string("'") + key + "' must be a port number 0..65535, not " + quote(it->dump()));
+                    return false;
+                }
+                j.port[i] = static_cast<uint16_t>(it->get<int64_t>());
+                j.has_port[i] = true;
+                j.query[key] = j.port[i];
+                return true;
+            };
+            if (!req.contains("addr")) {
+                bad("'addr' is required (e.g. {\"cmd\":\"conn\",\"addr\":\"192.0.2.10\",\"port\":80})");
+                return;
+            }
+            if (req.contains("peer_port") && !req.contains("peer")) {
+                bad("'peer_port' needs 'peer'");
+                return;
+            }
+            j.has_peer = req.contains("peer");
+            if (!addr_of("addr", 0) || !port_of("port", 0) || !addr_of("peer", 1) || !port_of("peer_port", 1)) return;
+        }
+        if (j.kind == Job::conn && setup.workers.empty()) {
+            c.out += error_line("conn: no worker is running", rid);
+            return;
+        }
+        {
+            std::lock_guard<std::mutex> g(jobs_m);
+            jobs.push_back(std::move(j));
+        }
+        jobs_waiting.store(true, std::memory_order_release);
+        c.busy = true;
+        return;
+    }
+
+    // The rest read the latest snapshot.
+    const std::shared_ptr<const Snapshot> s = setup.board ? setup.board->get() : nullptr;
+    if (!s) {
+        c.out += error_line("no aggregates yet: the first is taken one stats interval (stats.interval_ms) "
+                            "after the start",
+                            rid);
+        return;
+    }
+    if (cmd == "stats") {
+        bool detail = true;
+        if (auto it = req.find("detail"); it != req.end()) {
+            if (!it->is_boolean()) {
+                c.out += error_line("stats: 'detail' must be true or false", rid);
+                return;
+            }
+            detail = it->get<bool>();
+        }
+        c.out += ok_line(s->to_json(detail), rid);
+        return;
+    }
+    const bool detection = s->detection.is_object();
+    if (cmd == "alerts") {
+        c.out += ok_line(alerts_json(*s), rid);
+        return;
+    }
+    auto list = [&](const char* key) {
+        return detection && s->detection.contains(key) ? s->detection[key] : json::array();
+    };
+    if (cmd == "top") c.out += ok_line({{"detection", detection}, {"victims", list("top_victims")}, {"sources", list("top_sources")}}, rid);
+    else if (cmd == "victims") c.out += ok_line(list("top_victims"), rid);
+    else if (cmd == "sources") c.out += ok_line(list("top_sources"), rid);
+}
+
+json Server::Impl::alerts_json(const Snapshot& s) const {
+    json active = json::array();
+    const bool detection = s.detection.is_object();
+    if (detection && s.detection.contains("active"))
+        for (json a : s.detection["active"]) {
+            const uint64_t start = a.contains("start") && a["start"].is_string() ? parse_time(a["start"].get<std::string>()) : 0;
+            // Ages in the workers' time: wall time live, capture time in a replay.
+            a["age_s"] = start && s.clock_ns >= start ? double(s.clock_ns - start) / 1e9 : 0.0;
+            active.push_back(std::move(a));
+        }
+    json j = {{"detection", detection}, {"active", std::move(active)}};
+    if (detection && s.detection.contains("started")) j["started"] = s.detection["started"];
+    return j;
+}
+
+json Server::Impl::status_json() const {
+    const std::shared_ptr<const Snapshot> s = setup.board ? setup.board->get() : nullptr;
+    json j;
+    j["version"] = STATELINE_VERSION;
+    j["pid"] = ::getpid();
+    j["mode"] = setup.mode;
+    j["running"] = s ? s->running : true;
+    j["uptime_s"] = s ? s->uptime_s : std::chrono::duration<double>(Clock::now() - started).count();
+    j["workers"] = setup.workers.size();
+    j["config"] = setup.config_path.empty() ? json() : json(setup.config_path);
+    j["socket"] = setup.socket_path;
+    {
+        std::lock_guard<std::mutex> g(info_m);
+        j["reloads"] = reloads;
+        j["last_reload"] = last_reload;
+    }
+    j["snapshot_seq"] = s ? s->seq : 0;
+    if (!s) return j;
+    j["interval_s"] = s->interval_s;
+    j["clock"] = s->clock_ns ? json(detect::format_time(s->clock_ns)) : json();
+    j["packets"] = s->value("rx", "rx_packets");
+    j["bytes"] = s->value("rx", "rx_bytes");
+    j["pps"] = s->rate_of("rx", "rx_packets");
+    j["bps"] = s->rate_of("rx", "rx_bytes") * 8;
+    j["connections"] = s->value("flows", "active");
+    j["connections_created"] = s->value("flows", "created");
+    j["connections_per_s"] = s->rate_of("flows", "created");
+    json by_state = json::object();
+    for (unsigned c = 1; c < flow::kTimeoutClassCount; ++c) {
+        const char* name = flow::timeout_class_name(static_cast<flow::TimeoutClass>(c));
+        by_state[name] = s->value("flows.by_state", name);
+    }
+    j["connections_by_state"] = by_state;
+    const bool detection = s->detection.is_object();
+    j["detection"] = detection;
+    j["alerts_active"] = detection && s->detection.contains("active") ? s->detection["active"].size() : 0;
+    const int rx = Snapshot::index("rx", "rx_packets"), busy = Snapshot::index("rx", "polls_busy"),
+              idle = Snapshot::index("rx", "polls_idle"), act = Snapshot::index("flows", "active");
+    json per = json::array();
+    for (size_t w = 0; w < s->per_worker.size(); ++w) {
+        const auto& v = s->per_worker[w];
+        const auto& r = s->per_worker_rate[w];
+        const double b = r[size_t(busy)], i = r[size_t(idle)];
+        per.push_back({{"id", w},
+                       {"packets", v[size_t(rx)]},
+                       {"pps", r[size_t(rx)]},
+                       {"busy_pct", b + i > 0 ? 100.0 * b / (b + i) : 0.0},
+                       {"connections", v[size_t(act)]}});
+    }
+    j["per_worker"] = per;
+    json ports = json::array();
+    for (const auto& p : s->ports)
+        ports.push_back({{"name", p.name}, {"ipackets", p.ipackets}, {"imissed", p.imissed},
+                         {"ierrors", p.ierrors}, {"rx_nombuf", p.rx_nombuf}});
+    j["ports"] = ports;
+    return j;
+}
+
+// ---- control core ----
+
+void Server::poll() {
+    Impl& s = *impl_;
+    if (g_reload_signal.load(std::memory_order_relaxed) && g_reload_signal.exchange(false)) {
+        json result, errors;
+        std::string error;
+        if (s.reload(result, error, errors))
+            std::fprintf(stderr, "stateline: SIGHUP: %s\n", result["message"].get<std::string>().c_str());
+        else
+            std::fprintf(stderr, "stateline: SIGHUP: %s\n", error.c_str());
+    }
+    for (size_t w = 0; w < s.stale.size(); ++w)
+        if (s.stale[w] && s.setup.workers[w]->query.state.load(std::memory_order_acquire) == ConnQuery::answered) {
+            s.setup.workers[w]->query.state.store(ConnQuery::idle, std::memory_order_release);
+            s.stale[w] = 0;
+        }
+    if (!s.cur && s.jobs_waiting.load(std::memory_order_acquire)) {
+        std::unique_lock<std::mutex> lk(s.jobs_m, std::try_to_lock);
+        if (lk.owns_lock()) {  // else next loop: never wait on the server thread
+            if (!s.jobs.empty()) {
+                s.cur = std::move(s.jobs.front());
+                s.jobs.pop_front();
+            }
+            s.jobs_waiting.store(!s.jobs.empty(), std::memory_order_relaxed);
+        }
+        if (s.cur) {
+            if (s.cur->kind == Job::reload) {
+                json result, errors;
+                std::string error;
+                const bool ok = s.reload(result, error, errors);
+                s.post(s.cur->client, ok ? ok_line(std::move(result), s.cur->id)
+                                         : error_line(error, s.cur->id, json{{"errors", errors}}));
+                s.cur.reset();
+            } else {
+                s.start_conn();
+            }
+        }
+    }
+    if (s.cur) s.step_conn();
+}
+
+void Server::Impl::start_conn() {
+    found = json::array();
+    found_total = 0;
+    for (size_t w = 0; w < setup.workers.size(); ++w) {
+        ConnQuery& q = setup.workers[w]->query;
+        asked[w] = 0;
+        if (q.state.load(std::memory_order_acquire) != ConnQuery::idle) continue;  // stale: still out
+        std::memcpy(q.addr, cur->addr, sizeof q.addr);
+        std::memcpy(q.port, cur->port, sizeof q.port);
+        q.has_port[0] = cur->has_port[0];
+        q.has_port[1] = cur->has_port[1];
+        q.has_peer = cur->has_peer;
+        q.started = false;
+        q.state.store(ConnQuery::asked, std::memory_order_release);
+        asked[w] = 1;
+    }
+    cur_deadline = Clock::now() + std::chrono::milliseconds(int(kLookupTimeoutS * 1000));
+}
+
+void Server::Impl::collect(size_t w) {
+    ConnQuery& q = setup.workers[w]->query;
+    found_total += q.matches;
+    for (uint32_t k = 0; k < q.kept; ++k) {
+        const connlog::ConnRecord& r = q.rec[k];
+        char o[64], p[64];
+        const flow::Side os = r.orig_is_hi ? flow::Side::hi : flow::Side::lo;
+        const flow::Side ps = r.orig_is_hi ? flow::Side::lo : flow::Side::hi;
+        json c = {{"worker", r.worker},
+                  {"orig", flow::format_endpoint(r.key, os, o, sizeof o)},
+                  {"resp", flow::format_endpoint(r.key, ps, p, sizeof p)},
+                  {"orig_state", tcp::state_name(static_cast<tcp::State>(r.orig_state))},
+                  {"resp_state", tcp::state_name(static_cast<tcp::State>(r.resp_state))},
+                  {"conn_state", r.conn_state},
+                  {"history", r.history},
+                  {"table_state", flow::timeout_class_name(static_cast<flow::TimeoutClass>(q.tclass[k]))},
+                  {"orig_pkts", r.orig_pkts},
+                  {"resp_pkts", r.resp_pkts},
+                  {"orig_bytes", r.orig_bytes},
+                  {"resp_bytes", r.resp_bytes},
+                  {"orig_ip_bytes", r.orig_ip_bytes},
+                  {"resp_ip_bytes", r.resp_ip_bytes},
+                  {"missed_bytes", r.missed_bytes},
+                  {"first_seen", detect::format_time(r.first_ts_ns)},
+                  {"last_seen", detect::format_time(r.last_ts_ns)},
+                  {"duration_s", double(r.last_ts_ns - r.first_ts_ns) / 1e9},
+                  {"idle_s", q.now_ns > r.last_ts_ns ? double(q.now_ns - r.last_ts_ns) / 1e9 : 0.0}};
+        if (r.key.vlan[0] & flow::kVlanPresent) c["vlan"] = r.key.vlan[0] & flow::kVlanVidMask;
+        if (r.key.vlan[1] & flow::kVlanPresent) c["inner_vlan"] = r.key.vlan[1] & flow::kVlanVidMask;
+        json an = json::array();
+        for (unsigned b = 0; b < tcp::kAnomalyCount; ++b)
+            if (r.anomalies & (1u << b)) an.push_back(tcp::anomaly_name(b));
+        if (!an.empty()) c["anomalies"] = an;
+        c["last_ns"] = r.last_ts_ns;  // for sorting; removed before answering
+        found.push_back(std::move(c));
+    }
+}
+
+void Server::Impl::step_conn() {
+    bool waiting = false;
+    for (size_t w = 0; w < setup.workers.size(); ++w) {
+        if (!asked[w]) continue;
+        ConnQuery& q = setup.workers[w]->query;
+        if (q.state.load(std::memory_order_acquire) == ConnQuery::answered) {
+            collect(w);
+            q.state.store(ConnQuery::idle, std::memory_order_release);
+            asked[w] = 0;
+        } else {
+            waiting = true;
+        }
+    }
+    if (waiting && Clock::now() < cur_deadline) return;
+    finish_conn();
+}
+
+void Server::Impl::finish_conn() {
+    json unanswered = json::array();
+    for (size_t w = 0; w < setup.workers.size(); ++w) {
+        // Not asked (an earlier query still out) or not answered in time: the worker keeps its
+        // mailbox until it answers; poll() takes that answer back then.
+        const bool out = setup.workers[w]->query.state.load(std::memory_order_acquire) != ConnQuery::idle;
+        if (asked[w] || out) {
+            unanswered.push_back(w);
+            stale[w] = 1;
+            asked[w] = 0;
+        }
+    }
+    std::sort(found.begin(), found.end(),
+              [](const json& a, const json& b) { return a["last_ns"].get<uint64_t>() > b["last_ns"].get<uint64_t>(); });
+    for (auto& c : found) c.erase("last_ns");
+    json r = {{"query", cur->query},
+              {"matches", found_total},
+              {"shown", found.size()},
+              {"per_worker_limit", ConnQuery::kMaxMatches},
+              {"connections", std::move(found)}};
+    if (!unanswered.empty()) {
+        r["workers_unanswered"] = unanswered;
+        r["note"] = "worker(s) did not answer within " + std::to_string(int(kLookupTimeoutS)) +
+                    " s (stopping, or idle between replay bursts): their connections are not included";
+    }
+    post(cur->client, ok_line(std::move(r), cur->id));
+    found = json::array();
+    cur.reset();
+}
+
+bool Server::Impl::reload(json& result, std::string& error, json& errors) {
+    errors = json::array();
+    const std::string& path = setup.config_path;
+    auto record = [&](bool ok, const std::string& msg) {
+        std::lock_guard<std::mutex> g(info_m);
+        ++reloads;
+        last_reload = {{"ok", ok}, {"at", detect::format_time(uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                                     std::chrono::system_clock::now().time_since_epoch())
+                                                                     .count()))},
+                       {"message", msg}};
+    };
+    if (path.empty()) {
+        error = "no config file was named at start (--config): Stateline runs on the built-in defaults "
+                "(conf/stateline.yaml) and has nothing to reload";
+        record(false, error);
+        return false;
+    }
+    // Never block the control core on a FIFO or a device, nor parse something huge.
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || size_t(st.st_size) > kMaxConfigBytes) {
+        error = "config '" + path + "' " +
+                (::stat(path.c_str(), &st) != 0      ? std::string("cannot be read: ") + std::strerror(errno)
+                 : !S_ISREG(st.st_mode)              ? std::string("is not a regular file")
+                                                     : "is over " + std::to_string(kMaxConfigBytes >> 20) + " MiB") +
+                "; the running config stays";
+        record(false, error);
+        return false;
+    }
+    config::LoadResult r = config::load_file(path);
+    if (!r.ok()) {
+        for (const auto& e : r.errors) errors.push_back({{"where", e.where}, {"what", e.what}});
+        error = "config '" + path + "' has " + std::to_string(r.errors.size()) + " error(s); nothing changed, " +
+                "the running config stays:\n" + config::format_errors(r.errors);
+        while (!error.empty() && error.back() == '\n') error.pop_back();
+        record(false, "config has " + std::to_string(r.errors.size()) + " error(s); nothing changed");
+        return false;
+    }
+    const config::Config& next = r.config;
+    json applied = json::array(), restart = json::array();
+    for (const auto& p : config::parameters()) {
+        const uint64_t was = p.value(baseline), now = p.value(next);
+        if (was == now) continue;
+        json item = {{"param", p.path}, {"from", was}, {"to", now}};
+        if (live_param(p.path) && setup.aggregator) applied.push_back(item);
+        else restart.push_back(item);
+    }
+    if (!same_groups(baseline.detect.groups, next.detect.groups)) {
+        json item = {{"param", "groups"},
+                     {"from", std::to_string(baseline.detect.groups.size()) + " group(s)"},
+                     {"to", std::to_string(next.detect.groups.size()) + " group(s)"}};
+        (setup.aggregator ? applied : restart).push_back(item);
+    }
+    if (setup.aggregator && !applied.empty()) {
+        detect::Settings s = setup.aggregator->settings();
+        s.thresholds = next.detect.thresholds;
+        s.groups = next.detect.groups;
+        s.hold_down_s = next.detect.hold_down_s;
+        s.warmup_s = next.detect.warmup_s;
+        setup.aggregator->set_settings(s);  // from the next interval on
+        baseline.detect.thresholds = s.thresholds;
+        baseline.detect.groups = s.groups;
+        baseline.detect.hold_down_s = s.hold_down_s;
+        baseline.detect.warmup_s = s.warmup_s;
+    }
+    auto names = [](const json& list) {
+        std::string out;
+        for (const auto& i : list) {
+            out += (out.empty() ? "" : ", ") + i["param"].get<std::string>() + " ";
+            out += (i["from"].is_string() ? i["from"].get<std::string>() : i["from"].dump()) + " -> " +
+                   (i["to"].is_string() ? i["to"].get<std::string>() : i["to"].dump());
+        }
+        return out;
+    };
+    std::string msg = "reloaded '" + path + "': ";
+    if (applied.empty() && restart.empty()) msg += "no change";
+    if (!applied.empty()) msg += "applied " + names(applied) + " (from the next detection interval)";
+    if (!restart.empty())
+        msg += std::string(applied.empty() ? "" : "; ") + "NOT applied, need a restart: " + names(restart) +
+               (setup.aggregator ? "" : " (detection is off: thresholds apply only with detect.enabled at start)");
+    result = {{"config", path}, {"applied", applied}, {"restart_needed", restart}, {"message", msg}};
+    record(true, msg);
+    return true;
+}
+
+}  // namespace ctl
+}  // namespace stateline
