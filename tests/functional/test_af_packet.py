@@ -318,7 +318,7 @@ def main():
             cmd = [ip, "netns", "exec", box.rx_ns, args.binary, "--lcores", "(0-2)@(%s)" % cpus,
                    "--no-huge", "--no-pci", "--no-shconf", "-m", "1024",
                    "--file-prefix=stateline-afp-%d" % os.getpid(), "--vdev", vdev,
-                   "--", "--summary", summary, "-q"]
+                   "--", "--ctl-socket", "off", "--metrics-listen", "off", "--summary", summary, "-q"]
             with open(log, "w") as logfh:
                 sl = subprocess.Popen(cmd, stdout=logfh, stderr=subprocess.STDOUT)
             procs.append(sl)

@@ -34,7 +34,7 @@ def run_live(binary, files, sig, workdir, extra=()):
     # Lcores float over the machine's CPUs: three lcores run on two cores.
     cpus = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
     cmd = [binary, "--lcores", "(0-%d)@(%s)" % (len(files), cpus), "--no-huge", "--no-pci", "--no-shconf", "-m", "1024",
-           "--file-prefix=stateline-live-%d" % os.getpid(), "--vdev", vdev, "--",
+           "--file-prefix=stateline-live-%d" % os.getpid(), "--vdev", vdev, "--", "--ctl-socket", "off", "--metrics-listen", "off",
            "--summary", summary, "-q", *extra]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # The files are small: well read within this time; the run only ends on the signal.
@@ -113,7 +113,7 @@ def main():
                 fh.write("rx:\n  mbufs: 65535\n")
             cmd = [args.binary, "--lcores", "(0-1)@(%s)" % cpus, "--no-huge", "--no-pci", "--no-shconf", "-m", "1024",
                    "--file-prefix=stateline-live-detect-%d" % os.getpid(),
-                   "--vdev", "net_pcap0,rx_pcap=%s,infinite_rx=1" % flood, "--",
+                   "--vdev", "net_pcap0,rx_pcap=%s,infinite_rx=1" % flood, "--", "--ctl-socket", "off", "--metrics-listen", "off",
                    "--config", cfg, "--alerts", alerts, "--summary", summary, "-q"]
             p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             time.sleep(4)

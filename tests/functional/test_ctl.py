@@ -1,0 +1,431 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""Functional test: the control socket and stateline-ctl, on a live appliance and during a replay.
+
+    python3 test_ctl.py [--binary build/src/stateline] [--ctl build/tools/stateline-ctl]
+                        [--captures ../shared/captures]
+
+Live: Stateline on a net_pcap vdev that loops StopDDoS's spoofed SYN flood (infinite_rx=1) with
+--ctl-socket in a temporary folder. Checks the socket's mode (0600), every stateline-ctl command
+(status, stats, alerts, top --once, victims, sources, conn, help, reload), the protocol's bad
+input on a raw socket (unknown command, not JSON, an oversized request, a stalled client, a client
+that does not read), reload with a valid changed config (the alert ends), with an invalid one
+(every error with file:line:col, the running config stays), SIGHUP, a second Stateline on the same
+socket (refused), SIGINT (the socket file is gone). Replay: a sparse capture of 200 s of capture
+time judged in 100 ms intervals replays for several seconds: status and conn answer meanwhile.
+
+Prints one line per check and ends with "N passed, M failed"; exit 1 on any failure.
+"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_ROOT = os.path.dirname(os.path.dirname(HERE))
+
+passed = failed = 0
+
+
+def check(name, ok, detail=""):
+    global passed, failed
+    detail = str(detail).replace("\n", " | ")
+    if len(detail) > 400:
+        detail = detail[:400] + "..."
+    print("%-66s %s%s" % (name, "ok" if ok else "FAIL", ("  " + detail) if detail and not ok else ""))
+    sys.stdout.flush()
+    if ok:
+        passed += 1
+    else:
+        failed += 1
+    return ok
+
+
+def ctl(args, sock, *cmd, timeout=20):
+    p = subprocess.run([args.ctl, "--socket", sock, *cmd], capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def ctl_json(args, sock, *cmd):
+    rc, out, err = ctl(args, sock, "--json", *cmd)
+    try:
+        return rc, json.loads(out) if out.strip() else None, err
+    except ValueError:
+        return rc, None, err + " (not JSON: " + out[:200] + ")"
+
+
+def raw(sock, data, timeout=5.0, read_all=False):
+    """Sends bytes on a new connection; returns (first answer line as JSON or None, rest, error)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(sock)
+    err = None
+    try:
+        s.sendall(data)
+    except OSError as e:  # the server may close before taking everything (oversized requests)
+        err = e
+    buf = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+            if not read_all and b"\n" in buf:
+                break
+    except OSError as e:
+        err = err or e
+    s.close()
+    line, _, rest = buf.partition(b"\n")
+    try:
+        return json.loads(line), rest, err
+    except ValueError:
+        return None, buf, err
+
+
+def wait_for(pred, timeout, step=0.25):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+def eal_args(prefix, vdev):
+    cpus = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
+    return ["--lcores", "(0-1)@(%s)" % cpus, "--no-huge", "--no-pci", "--no-shconf", "-m", "1024",
+            "--file-prefix=%s-%d" % (prefix, os.getpid()), "--vdev", vdev]
+
+
+def extra_options(binary):
+    """--metrics-listen off where Stateline has it: this test needs no port of the machine's."""
+    try:
+        h = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return ["--metrics-listen", "off"] if "--metrics-listen" in h else []
+
+
+# ---- a sparse capture, written here: long in capture time, small on disk ----
+
+def csum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+
+
+def frame(src, dst, sport, dport, seq, ack, flags):
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0)
+    pseudo = struct.pack("!4s4sBBH", src, dst, 0, 6, len(tcp))
+    tcp = tcp[:16] + struct.pack("!H", csum(pseudo + tcp)) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0x4000, 64, 6, 0, src, dst)
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    return b"\x02\0\0\0\0\x02" + b"\x02\0\0\0\0\x01" + b"\x08\x00" + ip + tcp
+
+
+def write_sparse_capture(path, seconds=200.0, step=0.1):
+    """One handshake every `step` s of capture time, client 10.1.x.y -> server 192.0.2.80:80, left open."""
+    server = socket.inet_aton("192.0.2.80")
+    t0 = 1_700_000_000.0
+    n = int(seconds / step)
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
+        for i in range(n):
+            client = socket.inet_aton("10.1.%d.%d" % (i // 250, i % 250 + 1))
+            sport = 10000 + i % 50000
+            t = t0 + i * step
+            for dt, f in ((0.0, frame(client, server, sport, 80, 1000, 0, 0x02)),
+                          (0.001, frame(server, client, 80, sport, 5000, 1001, 0x12)),
+                          (0.002, frame(client, server, sport, 80, 1001, 5001, 0x10))):
+                ts = t + dt
+                sec = int(ts)
+                fh.write(struct.pack("<IIII", sec, int(round((ts - sec) * 1e6)), len(f), len(f)) + f)
+    return n
+
+
+def live(args, tmp):
+    flood = os.path.join(args.captures, "stopddos", "pkt.TCP.synflood.spoofed.pcap")
+    if not os.path.exists(flood):
+        print("note: %s absent; the live checks are skipped" % flood)
+        return
+    sock = os.path.join(tmp, "ctl.sock")
+    cfg = os.path.join(tmp, "stateline.yaml")
+    base_cfg = "rx:\n  mbufs: 65535\n"  # infinite_rx keeps the whole file in mbufs (37,841 frames)
+    with open(cfg, "w") as fh:
+        fh.write(base_cfg)
+    extra = extra_options(args.binary)
+    cmd = [args.binary, *eal_args("stateline-ctl", "net_pcap0,rx_pcap=%s,infinite_rx=1" % flood), "--",
+           "--config", cfg, "--ctl-socket", sock, "-q", *extra]
+    errf = open(os.path.join(tmp, "live.err"), "w+")
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errf, text=True)
+    try:
+        up = wait_for(lambda: os.path.exists(sock) or p.poll() is not None, 30)
+        if not check("live: the control socket appears", os.path.exists(sock) and p.poll() is None,
+                     open(errf.name).read()[-500:]):
+            return
+        st = os.stat(sock)
+        check("live: socket is a socket, mode 0600", stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600,
+              oct(stat.S_IMODE(st.st_mode)))
+
+        # status
+        def packets():
+            rc, j, _ = ctl_json(args, sock, "status")
+            return j if rc == 0 and j and j.get("packets", 0) > 0 else None
+        s = wait_for(packets, 10)
+        check("live: status --json: mode live, packets > 0", bool(s) and s["mode"] == "live" and s["packets"] > 0,
+              json.dumps(s)[:300])
+        rc, out, err = ctl(args, sock, "status")
+        check("live: status: live, packets, connections, alerts",
+              rc == 0 and "live" in out and "packets" in out and "connections" in out and "alerts" in out, out + err)
+        check("live: status names the config and the socket", cfg in out and sock in out, out)
+
+        # stats
+        rc, j, err = ctl_json(args, sock, "stats")
+        check("live: stats --json: counters and workers",
+              rc == 0 and j and j["counters"]["rx"]["rx_packets"] > 0 and len(j["workers"]) == 1, err)
+        rc, out, err = ctl(args, sock, "stats")
+        check("live: stats: a table of counters with rates", rc == 0 and "rx.rx_packets" in out and "PER SECOND" in out,
+              out[:300] + err)
+
+        # alerts
+        def flood_alert():
+            rc, j, _ = ctl_json(args, sock, "alerts")
+            return j if rc == 0 and j and any(a["type"] == "syn_flood" and a["target"] == "10.10.10.10:25565"
+                                               for a in j["active"]) else None
+        a = wait_for(flood_alert, 10)
+        check("live: alerts --json: syn_flood on 10.10.10.10:25565", bool(a), "")
+        check("live: alerts have an age", bool(a) and all("age_s" in x for x in a["active"]), json.dumps(a)[:300])
+        rc, out, err = ctl(args, sock, "alerts")
+        check("live: alerts: a table with type, target, severity, age",
+              rc == 0 and "syn_flood" in out and "10.10.10.10:25565" in out and "SEVERITY" in out and "AGE" in out, out)
+
+        rc, out, err = ctl(args, sock, "top", "--once")
+        check("live: top --once: workers, states, alerts, victims",
+              rc == 0 and "WORKER" in out and "pps" in out and "half_open" in out and "syn_flood" in out
+              and "TOP VICTIMS" in out and "\033[" not in out, out + err)
+        rc, out, err = ctl(args, sock, "victims")
+        check("live: victims: 10.10.10.10:25565 first", rc == 0 and "10.10.10.10:25565" in out.splitlines()[1], out)
+        rc, out, err = ctl(args, sock, "sources")
+        check("live: sources answers", rc == 0 and out.strip() != "", out + err)
+        rc, out, err = ctl(args, sock, "help")
+        check("live: help lists the commands", rc == 0 and all(c in out for c in ("status", "conn", "reload")), out)
+        rc, out, err = ctl(args, sock, "frobnicate")
+        check("live: stateline-ctl with an unknown command: exit 2, clear error",
+              rc == 2 and "unknown command 'frobnicate'" in err, err)
+
+        # conn
+        rc, j, err = ctl_json(args, sock, "conn", "10.10.10.10", "25565")
+        ok = rc == 0 and j and j["matches"] > 0 and j["connections"]
+        check("live: conn 10.10.10.10 25565 finds connections", bool(ok), json.dumps(j)[:300] + err)
+        if ok:
+            c = j["connections"][0]
+            check("live: conn: both sides' TCP states, history, counts, worker",
+                  c["orig_state"] == "SYN-SENT" and c["resp_state"] and c["resp"] == "10.10.10.10:25565"
+                  and "history" in c and c["orig_pkts"] > 0 and c["worker"] == 0 and c["conn_state"] == "S0",
+                  json.dumps(c))
+            addr, port = c["orig"].rsplit(":", 1)
+            rc, j2, err = ctl_json(args, sock, "conn", "10.10.10.10", "25565", addr, port)
+            check("live: conn with both endpoints finds that one connection",
+                  rc == 0 and j2 and j2["matches"] == 1 and j2["connections"][0]["orig"] == c["orig"],
+                  json.dumps(j2)[:300] + err)
+        rc, out, err = ctl(args, sock, "conn", "10.10.10.10:25565")
+        check("live: conn ADDR:PORT prints a table with the states",
+              rc == 0 and "SYN-SENT" in out and "ORIG STATE" in out, out[:300] + err)
+        rc, out, err = ctl(args, sock, "conn", "10.10.10.x")
+        check("live: conn with a bad address: exit 1, clear error", rc == 1 and "IPv4 or IPv6 address" in err, err)
+        rc, out, err = ctl(args, sock, "conn", "192.0.2.99", "80")
+        check("live: conn with no match says so", rc == 0 and "no tracked connection" in out, out + err)
+
+        # The protocol on a raw socket.
+        j, _, _ = raw(sock, b'{"cmd":"frobnicate"}\n')
+        check("raw: unknown command: ok false, clear error",
+              j and j["ok"] is False and "unknown command 'frobnicate'" in j["error"] and "help" in j["error"], j)
+        j, rest, _ = raw(sock, b'{"cmd": "status"\n', read_all=True)
+        check("raw: not JSON: ok false, clear error, connection closed",
+              j and j["ok"] is False and "not JSON" in j["error"] and rest == b"", j)
+        j, _, _ = raw(sock, b'{"cmd":"status","id":42}\n')
+        check("raw: a request's id comes back", j and j["ok"] is True and j.get("id") == 42, str(j)[:200])
+        j, _, _ = raw(sock, b'{"cmd":"reload","file":"/etc/passwd"}\n')
+        check("raw: reload names no path", j and j["ok"] is False and "named at start" in j["error"], j)
+        j, _, _ = raw(sock, b'{"cmd":"status"}\n' + b'{"cmd":"stats","detail":false}\n', read_all=False)
+        check("raw: status answers ok", j and j["ok"] is True and j["result"]["mode"] == "live", str(j)[:200])
+        t = time.time()
+        j, _, e = raw(sock, b'{"cmd":"status","pad":"' + b"x" * (100 * 1024) + b'"}\n')
+        check("raw: 100 KiB request refused with a clear error",
+              j and j["ok"] is False and "longer than 4096 bytes" in j["error"], "%s %s" % (j, e))
+        j, _, _ = raw(sock, b'{"cmd":"status"}\n')
+        check("raw: ... and the server still serves others", j and j["ok"] is True, j)
+
+        # A stuck client (half a request, then silence) and one that never reads its answers.
+        stuck = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        stuck.connect(sock)
+        stuck.sendall(b'{"cmd":"sta')
+        hog = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        hog.connect(sock)
+        hog.setblocking(False)
+        try:
+            for _ in range(2000):
+                hog.send(b'{"cmd":"stats"}\n')
+        except BlockingIOError:
+            pass  # its buffers are full: the server stopped taking its requests
+        t = time.time()
+        j, _, e = raw(sock, b'{"cmd":"status"}\n', timeout=1.0)
+        took = time.time() - t
+        check("raw: a stalled and a non-reading client block nobody (status < 1 s)",
+              j and j["ok"] is True and took < 1.0, "%.3f s %s" % (took, e))
+        t = time.time()
+        j, _, e = raw(sock, b'{"cmd":"conn","addr":"10.10.10.10","port":25565}\n', timeout=5.0)
+        check("raw: ... nor the control core (conn answered)", j and j["ok"] is True and j["result"]["matches"] > 0,
+              "%.3f s %s" % (time.time() - t, str(j)[:200]))
+        hog.close()
+        stuck.close()
+
+        # Reload: a valid changed config. The flood is ~1 Mpps of SYNs: far below 500M/s.
+        with open(cfg, "w") as fh:
+            fh.write(base_cfg + "detect:\n  hold_down: 0\nthresholds:\n  syn_flood_rate: 500000000\n"
+                     "flow_table:\n  capacity: 4096\n")
+        rc, j, err = ctl_json(args, sock, "reload")
+        applied = [x["param"] for x in j["applied"]] if rc == 0 and j else []
+        restart = [x["param"] for x in j["restart_needed"]] if rc == 0 and j else []
+        check("reload (valid): ok, thresholds and hold_down applied",
+              "thresholds.syn_flood_rate" in applied and "detect.hold_down" in applied, json.dumps(j) + err)
+        check("reload (valid): flow_table.capacity needs a restart, not applied",
+              restart == ["flow_table.capacity"], json.dumps(j))
+
+        def flood_gone():
+            rc, j, _ = ctl_json(args, sock, "alerts")
+            return j is not None and rc == 0 and not any(a["type"] == "syn_flood" for a in j["active"])
+        check("reload (valid): the syn_flood alert ends under the new threshold", wait_for(flood_gone, 8))
+        rc, j, _ = ctl_json(args, sock, "status")
+        check("reload (valid): status shows the reload",
+              rc == 0 and j["reloads"] >= 1 and j["last_reload"]["ok"] is True, json.dumps(j.get("last_reload") if j else j))
+
+        # Reload: an invalid config. Every error with its place; nothing changes.
+        with open(cfg, "w") as fh:
+            fh.write("rx:\n  mbufs: 65535\nthresholds:\n  syn_flood_rat: 5\n  scan_rate: 0\nflow_table:\n  capacity: 10\n")
+        rc, out, err = ctl(args, sock, "reload")
+        places = re.findall(re.escape(cfg) + r":(\d+):(\d+):", err)
+        check("reload (invalid): exit 1, every error with file:line:col",
+              rc == 1 and len(places) >= 3 and ("4", "3") in places and "syn_flood_rat" in err, err)
+        j, _, _ = raw(sock, b'{"cmd":"reload"}\n')
+        check("reload (invalid): raw answer lists the errors",
+              j and j["ok"] is False and len(j.get("errors", [])) >= 3 and
+              all(re.match(re.escape(cfg) + r":\d+:\d+$", x["where"]) for x in j["errors"]), str(j)[:300])
+        time.sleep(2.5)
+        rc, j, _ = ctl_json(args, sock, "alerts")
+        check("reload (invalid): still running, the reloaded thresholds stay",
+              p.poll() is None and rc == 0 and not any(a["type"] == "syn_flood" for a in j["active"]),
+              json.dumps(j)[:200] if j else "")
+        rc, j, _ = ctl_json(args, sock, "status")
+        check("reload (invalid): status shows it refused", rc == 0 and j["last_reload"]["ok"] is False,
+              json.dumps(j.get("last_reload") if j else j))
+
+        # SIGHUP reloads too: back to the defaults, the flood alert returns.
+        with open(cfg, "w") as fh:
+            fh.write(base_cfg)
+        p.send_signal(signal.SIGHUP)
+        check("SIGHUP: the syn_flood alert returns with the default threshold", wait_for(flood_alert, 10))
+        errf.flush()
+        check("SIGHUP: the reload is reported on stderr", "SIGHUP: reloaded" in open(errf.name).read(),
+              open(errf.name).read()[-300:])
+
+        # A second Stateline on the same socket.
+        cmd2 = [args.binary, *eal_args("stateline-ctl2", "net_pcap0,rx_pcap=%s" % flood), "--",
+                "--ctl-socket", sock, "-q", *extra]
+        p2 = subprocess.run(cmd2, capture_output=True, text=True, timeout=60)
+        check("second Stateline on the same socket: refused with a clear error",
+              p2.returncode != 0 and ("another Stateline is running on " + sock) in p2.stderr, p2.stderr[-300:])
+        check("... and the first still answers", ctl(args, sock, "status")[0] == 0)
+    finally:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    check("SIGINT: exit 0", p.returncode == 0, open(errf.name).read()[-300:])
+    check("SIGINT: the socket file is gone", not os.path.exists(sock))
+    rc, out, err = ctl(args, sock, "status")
+    check("stateline-ctl without Stateline: exit 3, clear error",
+          rc == 3 and ("cannot connect to " + sock + ": No such file or directory (is Stateline running? --socket PATH)")
+          in err, err)
+
+
+def replay(args, tmp):
+    pcap = os.path.join(tmp, "sparse.pcap")
+    n = write_sparse_capture(pcap)
+    cfg = os.path.join(tmp, "replay.yaml")
+    with open(cfg, "w") as fh:
+        # 100 ms intervals: 2000 of them over 200 s of capture time, each a turn of the control
+        # loop (2 ms at least), so the replay lasts seconds however fast the machine.
+        fh.write("detect:\n  interval_ms: 100\n")
+    sock = os.path.join(tmp, "replay.sock")
+    t0 = time.time()
+    p = subprocess.Popen([args.binary, "--pcap", pcap, "--config", cfg, "--ctl-socket", sock, "-q"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: os.path.exists(sock) or p.poll() is not None, 30, step=0.05)
+
+        def some():
+            rc, j, _ = ctl_json(args, sock, "status")
+            return j if rc == 0 and j and j.get("packets", 0) > 0 else None
+        s = wait_for(some, 10, step=0.1)
+        check("replay: status during the replay: mode capture, packets > 0, running",
+              bool(s) and s["mode"] == "capture" and s["running"] and p.poll() is None, json.dumps(s)[:300])
+        check("replay: status gives the capture time", bool(s) and str(s.get("clock", "")).startswith("2023-11-14"),
+              s.get("clock") if s else "")
+        rc, j, err = ctl_json(args, sock, "conn", "192.0.2.80", "80")
+        ok = rc == 0 and j and j["matches"] > 0
+        check("replay: conn 192.0.2.80 80 during the replay: established connections", bool(ok) and all(
+            c["orig_state"] == "ESTABLISHED" and c["resp_state"] == "ESTABLISHED" for c in j["connections"]),
+            json.dumps(j)[:300] + err)
+        rc, out, err = ctl(args, sock, "top", "--once")
+        check("replay: top --once", rc == 0 and "capture" in out and "WORKER" in out, out + err)
+        try:
+            _, err = p.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            _, err = p.communicate()
+        check("replay: exit 0 at the end of the capture (%d connections, %.1f s)" % (n, time.time() - t0),
+              p.returncode == 0, err[-300:])
+        check("replay: the socket file is gone", not os.path.exists(sock))
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--binary", default=os.path.join(SOURCE_ROOT, "build", "src", "stateline"))
+    ap.add_argument("--ctl", default=os.path.join(SOURCE_ROOT, "build", "tools", "stateline-ctl"))
+    ap.add_argument("--captures", default=os.path.join(SOURCE_ROOT, "..", "shared", "captures"))
+    args = ap.parse_args()
+    # Unix socket paths are short (108 bytes): a short temporary folder.
+    tmp = tempfile.mkdtemp(prefix="sl-ctl-", dir="/tmp")
+    try:
+        live(args, tmp)
+        replay(args, tmp)
+    finally:
+        subprocess.run(["rm", "-rf", tmp])
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
