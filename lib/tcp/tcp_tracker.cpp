@@ -780,7 +780,11 @@ Verdict Tracker::on_segment(FlowEntry& e, FlowCold& c, const PacketMeta& m,
             uint16_t sig = 0;
             if (!reset) {
                 count(counters, Counter::syn_in_time_wait);
-                if (k.k.side[0].aux && !(k.k.anomalies & anomaly::kAbnormalTeardown))
+                // Reuse as RFC 1122 4.2.2.13 and RFC 6191 allow it (an ISN past the old
+                // connection's sequence space) is how busy clients and NATs work: the per-host
+                // detector counts only a reuse a strict server would refuse.
+                const bool allowed = sdiff(g.seq, p.top[g.s]) > 0;
+                if (!allowed && k.k.side[0].aux && !(k.k.anomalies & anomaly::kAbnormalTeardown))
                     sig = signal::abnormal_teardown;
                 k.k.anomalies |= anomaly::syn_in_time_wait;
                 std::memcpy(c.tcp, &k.k, sizeof k.k);

@@ -235,25 +235,26 @@ void interleave(std::vector<std::vector<std::vector<uint8_t>>>& per_conn, uint32
     }
 }
 
-// `lifecycle`: `conns` short connections on conns / 2 tuples, each tuple opened twice in the file
-// with different ISNs. The file loops byte for byte: with one connection per tuple, each would
-// meet its own TIME-WAIT entry with the same ISN on the next loop, which the tracker rightly
-// absorbs as an old duplicate of the SYN (RFC 9293 3.6.1), so after the first loop nothing would
-// open or close. With two generations every SYN, every loop, reopens its tuple from TIME-WAIT
-// (RFC 6191) and the old connection closes. Generation two of a tuple starts conns / 2
-// connections after generation one, >= 4x as many as are open at once: they never overlap.
+// `lifecycle`: `conns` short connections on conns / 4 tuples, each tuple opened four times in
+// the file. The file loops byte for byte: with one connection per tuple, each would meet its own
+// TIME-WAIT entry with the same ISN on the next loop, which the tracker rightly absorbs as an old
+// duplicate of the SYN (RFC 9293 3.6.1), so after the first loop nothing would open or close.
+// With four generations whose client ISNs step by 2^30, every SYN, every loop (the fourth step
+// wraps to the first), reopens its tuple from TIME-WAIT past the old sequence space, as RFC 6191
+// clients do, and the old connection closes. Generations of a tuple start conns / 4 connections
+// apart, >= 2x as many as are open at once: they never overlap.
 void build_lifecycle(Workload& wl, uint32_t conns, uint32_t flood_pct, const std::string& dir,
                      std::mt19937_64& rng, std::string& err) {
     wl.capacity = conns + conns / 4 + 65536;
-    const uint32_t tuples = std::max<uint32_t>(1, conns / 2);
-    std::vector<std::vector<std::vector<uint8_t>>> per(2 * tuples);
+    constexpr uint32_t kGenerations = 4;
+    const uint32_t tuples = std::max<uint32_t>(1, conns / kGenerations);
+    std::vector<std::vector<std::vector<uint8_t>>> per(kGenerations * tuples);
     for (uint32_t i = 0; i < tuples; ++i) {
         Conn c = make_conn(i, rng);
-        lifecycle_frames(c, per[i]);
-        const uint32_t cseq = c.cseq, sseq = c.sseq;
-        do c.cseq = uint32_t(rng()), c.sseq = uint32_t(rng());
-        while (c.cseq == cseq || c.sseq == sseq);
-        lifecycle_frames(c, per[tuples + i]);
+        for (uint32_t g = 0; g < kGenerations; ++g) {
+            if (g) c.cseq += 1u << 30, c.sseq = uint32_t(rng());
+            lifecycle_frames(c, per[g * tuples + i]);
+        }
     }
     std::vector<std::vector<uint8_t>> frames;
     interleave(per, std::clamp<uint32_t>(tuples / 4, 1, 4096), frames, rng);
@@ -733,7 +734,7 @@ int main(int argc, char** argv) {
             wl.flood_victim = "192.0.2.10:80";
         } else if (n == "lifecycle") {
             wl.description = std::to_string(scale / 10) + " connections of 10 packets, full open and close, on " +
-                             std::to_string(scale / 20) + " tuples reopened from TIME-WAIT";
+                             std::to_string(scale / 40) + " tuples reopened from TIME-WAIT";
             build_lifecycle(wl, scale / 10, 0, dir, rng, err);
         } else {
             wl.description = "lifecycle traffic plus 20% spoofed SYNs to 192.0.2.10:443";
