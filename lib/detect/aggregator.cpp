@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <ctime>
 #include <unordered_map>
@@ -228,6 +229,31 @@ nlohmann::json Aggregator::top_from_samples(const uint8_t* addr, bool by_dst, bo
     return out;
 }
 
+// The source of at least half (and at least 2) of the samples sent to `addr` (and `port` if
+// not 0), or null. Ties go to the smaller address as written, as in top_from_samples.
+const uint8_t* Aggregator::dominant_source(const uint8_t* addr, uint16_t port) const {
+    std::map<std::array<uint8_t, 16>, std::pair<uint64_t, const uint8_t*>> n;
+    uint64_t total = 0;
+    for (const Sample& s : samples_) {
+        if (std::memcmp(s.dst, addr, 16) != 0 || (port && s.dport != port)) continue;
+        ++total;
+        std::array<uint8_t, 16> k;
+        std::memcpy(k.data(), s.src, 16);
+        auto& e = n[k];
+        ++e.first;
+        e.second = s.src;
+    }
+    const uint8_t* best = nullptr;
+    uint64_t best_n = 0;
+    std::string best_name;
+    for (const auto& [k, e] : n) {
+        if (e.first < best_n) continue;
+        const std::string name = format_addr(e.second);
+        if (e.first > best_n || name < best_name) best = e.second, best_n = e.first, best_name = name;
+    }
+    return best && best_n >= 2 && best_n * 2 >= total ? best : nullptr;
+}
+
 void Aggregator::judge_sources(double span_s, std::vector<Finding>& out) {
     scanners_.clear();
     std::map<uint64_t, Target> cands;
@@ -405,19 +431,9 @@ void Aggregator::judge_victims(double span_s, uint64_t end_ns, std::vector<Findi
             }
             // What a scanner does to its targets is the scan, not a flood on each of them.
             const uint16_t port = c.target.kind == KeyKind::victim_endpoint ? c.target.port : 0;
-            nlohmann::json sources = top_from_samples(c.target.addr, true, false, port);
-            if (!sources.empty() && sources[0]["share"].get<double>() >= 0.5 &&
-                sources[0]["samples"].get<uint64_t>() >= 2) {
-                uint8_t a[16];
-                const std::string s = sources[0]["addr"].get<std::string>();
-                if (s.find(':') == std::string::npos) {
-                    std::memset(a, 0, 10);
-                    a[10] = a[11] = 0xff;
-                    inet_pton(AF_INET, s.c_str(), a + 12);
-                } else {
-                    inet_pton(AF_INET6, s.c_str(), a);
-                }
-                const uint64_t sk = sketch::source_ip_key(a);
+            const uint8_t* dominant = dominant_source(c.target.addr, port);
+            if (dominant) {
+                const uint64_t sk = sketch::source_ip_key(dominant);
                 bool scanner = scanners_.count(sk) != 0;
                 for (AlertType t : {AlertType::syn_scan, AlertType::stealth_scan, AlertType::connect_scan})
                     scanner = scanner || active_.count({static_cast<uint8_t>(t), sk}) != 0;
@@ -428,8 +444,7 @@ void Aggregator::judge_victims(double span_s, uint64_t end_ns, std::vector<Findi
             }
             // Half-open exhaustion is many sources' doing (spoofed); one source holding a host's
             // connections half-open is scanning it (or will be judged a SYN flood by its rate).
-            if (f.type == AlertType::half_open_exhaustion && !sources.empty() &&
-                sources[0]["share"].get<double>() >= 0.5 && sources[0]["samples"].get<uint64_t>() >= 2) {
+            if (f.type == AlertType::half_open_exhaustion && dominant) {
                 ++counts_.suppressed;
                 continue;
             }
@@ -449,7 +464,7 @@ void Aggregator::judge_victims(double span_s, uint64_t end_ns, std::vector<Findi
                     continue;
                 }
             }
-            f.evidence["top_sources"] = std::move(sources);
+            f.evidence["top_sources"] = top_from_samples(c.target.addr, true, false, port);
             if (c.target.kind == KeyKind::victim_ip)
                 f.evidence["top_ports"] = top_from_samples(c.target.addr, true, true, 0);
             out.push_back(std::move(f));

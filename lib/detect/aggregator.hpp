@@ -130,6 +130,7 @@ private:
               const char* reason);
     const Thresholds& thresholds_for(const uint8_t addr[16], std::string& group) const;
     int64_t half_open_of(uint64_t key) const;
+    const uint8_t* dominant_source(const uint8_t* addr, uint16_t port) const;
     nlohmann::json top_from_samples(const uint8_t* addr, bool by_dst, bool ports,
                                     uint16_t port) const;
 
