@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// Mitigation rules: match (prefixes, destination ports, TCP flags under a mask, connection state
+// class, "the destination is the victim of an active <alert>", a payload pattern) -> action
+// (alert, drop, rate_limit, allow). First match wins. A RuleSet is compiled once on the control
+// core (Hyperscan database included) and is immutable; each worker owns a WorkerRules holding
+// what changes per packet: its Hyperscan scratch, its token buckets and its per-rule counters.
+// Hyperscan types stay in rules.cpp: this header is what the hot path includes.
+//
+// Thread safety: RuleSet is immutable after build() and may be shared by any number of workers.
+// WorkerRules: its worker only (and the control core once the worker has stopped).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "aggregator.hpp"  // detect::AlertType
+#include "detect_settings.hpp"
+#include "packet_meta.hpp"
+#include "tcp_tracker.hpp"
+
+namespace stateline::rules {
+
+inline constexpr unsigned kMaxRules = 256;  // rule ids index the payload match bitset
+
+enum class Action : uint8_t { alert, drop, rate_limit, allow };
+const char* action_name(Action a) noexcept;
+
+enum class Per : uint8_t { rule, source };
+
+// Connection state classes as bits, so that a rule's set of classes is tested with one AND.
+namespace state_bit {
+inline constexpr uint8_t new_conn = 0x01;     // the segment that created the flow entry
+inline constexpr uint8_t half_open = 0x02;    // handshake not complete
+inline constexpr uint8_t established = 0x04;  // handshake complete, no FIN/RST yet
+inline constexpr uint8_t closing = 0x08;      // FIN or RST seen
+inline constexpr uint8_t any = 0x0f;
+}  // namespace state_bit
+
+// The class of a segment's connection from the tracker's view of both sides.
+uint8_t state_class(bool first_segment, tcp::State a, tcp::State b) noexcept;
+
+// Bit of an alert type in PacketView::victim_of and RuleSpec::victim_of.
+constexpr uint32_t victim_bit(detect::AlertType t) noexcept { return 1u << static_cast<unsigned>(t); }
+static_assert(detect::kAlertTypeCount <= 32, "victim_of is a 32-bit set of alert types");
+
+struct PortRange {
+    uint16_t lo, hi;  // inclusive
+};
+
+// One rule as the operator wrote it (control side). Empty lists match anything.
+struct RuleSpec {
+    std::string name;
+    std::vector<detect::Prefix> src, dst;
+    std::vector<PortRange> dst_ports;
+    uint8_t flags_value = 0, flags_mask = 0;  // (tcp_flags & mask) == value
+    uint8_t states = state_bit::any;
+    uint32_t victim_of = 0;                   // any of these alert types active on the destination; 0: no condition
+    std::string payload;                      // Hyperscan (PCRE-like) pattern; empty: none
+    bool nocase = false;
+    Action action = Action::alert;
+    uint64_t rate = 0;   // rate_limit: tokens per second (packets)
+    uint64_t burst = 0;  // rate_limit: bucket depth; 0 means rate (one second's worth)
+    Per per = Per::rule;
+};
+
+struct Options {
+    uint32_t scan_limit = 256;       // payload bytes scanned per segment
+    uint32_t source_buckets = 4096;  // per-source buckets per rate_limit rule, power of two
+};
+
+struct Error {
+    std::string where;  // "file:line:col" when known, otherwise the rule's name
+    std::string what;
+};
+
+// Compiles one rule's payload pattern alone with the flags the database will use: the
+// Hyperscan error message, or empty when it compiles. Control core only.
+std::string check_pattern(const std::string& pattern, bool nocase);
+
+// One packet as the rules see it: the sender's view (src sends to dst).
+struct PacketView {
+    const uint8_t* src;      // 16 bytes, IPv4-mapped
+    const uint8_t* dst;
+    uint16_t sport, dport;   // host order
+    uint8_t tcp_flags;
+    uint8_t state;           // one state_bit
+    uint32_t victim_of;      // victim_bit()s of the alerts active on dst (the caller's lookup)
+    const uint8_t* payload;  // captured TCP payload, may be null when payload_len is 0
+    uint32_t payload_len;    // captured bytes available at payload
+    uint64_t ts_ns;          // packet clock, refills the token buckets
+};
+
+// Fills src/dst/ports/flags/ts from a parsed segment; the caller adds the rest.
+PacketView view_of(const packet::PacketMeta& m) noexcept;
+
+enum class Verdict : uint8_t { pass, alert, drop };
+
+struct Decision {
+    int32_t rule = -1;  // the matching rule, -1 when none did
+    Verdict verdict = Verdict::pass;
+};
+
+struct RuleCounters {
+    uint64_t hits = 0;   // packets this rule matched (first match)
+    uint64_t drops = 0;  // of which dropped (drop, or rate_limit over its rate)
+};
+
+class WorkerRules;
+struct PatternDb;  // Hyperscan database, rules.cpp
+
+class RuleSet {
+public:
+    struct BuildResult {
+        std::shared_ptr<const RuleSet> set;  // null on error
+        std::vector<Error> errors;           // where = the rule's name unless `where` is given
+        bool ok() const { return errors.empty(); }
+    };
+    // Compiles the rules (in order) and their payload patterns into one Hyperscan block-mode
+    // database. `where[i]`, if given, locates rule i in error messages. Control core only.
+    static BuildResult build(std::vector<RuleSpec> specs, const Options& opt = {},
+                             const std::vector<std::string>& where = {});
+    ~RuleSet();
+
+    size_t size() const noexcept { return specs_.size(); }
+    const RuleSpec& spec(size_t i) const { return specs_[i]; }
+    const Options& options() const noexcept { return opt_; }
+    bool has_payload_rules() const noexcept { return db_ != nullptr; }
+
+private:
+    friend class WorkerRules;
+    RuleSet() = default;
+
+    // What a worker tests, cheapest first; lists live in the shared arrays below.
+    struct Compiled {
+        uint8_t flags_mask, flags_value, states;
+        Action action;
+        bool payload;
+        Per per;
+        uint32_t victim_of;
+        uint32_t src_begin, src_end, dst_begin, dst_end, port_begin, port_end;
+        uint64_t rate, burst;
+    };
+    std::vector<RuleSpec> specs_;
+    std::vector<Compiled> compiled_;
+    std::vector<detect::Prefix> prefixes_;
+    std::vector<PortRange> ports_;
+    Options opt_;
+    PatternDb* db_ = nullptr;
+};
+
+// Token bucket in token-nanoseconds (one token = 1e9), refilled from the packet clock.
+struct TokenBucket {
+    static constexpr uint64_t kNever = ~uint64_t{0};
+    uint64_t tokens = 0;        // token-ns
+    uint64_t last_ns = kNever;  // never used: starts full
+    // Takes one token if there is one.
+    bool take(uint64_t now_ns, uint64_t rate, uint64_t burst) noexcept;
+};
+
+// Payload matches of one segment: bit i = rule i's pattern matched.
+struct MatchSet {
+    uint64_t w[kMaxRules / 64]{};
+    bool test(unsigned i) const noexcept { return (w[i / 64] >> (i % 64)) & 1; }
+    void set(unsigned i) noexcept { w[i / 64] |= uint64_t{1} << (i % 64); }
+};
+
+class WorkerRules {
+public:
+    // Allocates everything the worker will need (scratch, buckets, counters); nothing after.
+    // `workers` > 1 gives each worker a share of every rate_limit rule's rate and burst, as RSS
+    // splits the traffic.
+    explicit WorkerRules(std::shared_ptr<const RuleSet> set, unsigned workers = 1);
+    ~WorkerRules();
+    WorkerRules(const WorkerRules&) = delete;
+    WorkerRules& operator=(const WorkerRules&) = delete;
+
+    // First match wins. Counts the hit (and the drop) on the matching rule.
+    Decision evaluate(const PacketView& p) noexcept;
+
+    // The payload patterns matching the first scan_limit bytes (exposed for tests and tools).
+    MatchSet scan(const uint8_t* payload, uint32_t len) noexcept;
+
+    const std::vector<RuleCounters>& counters() const noexcept { return counters_; }
+    const RuleSet& set() const noexcept { return *set_; }
+    size_t bucket_memory() const noexcept;  // bytes of token buckets held, fixed at construction
+
+private:
+    std::shared_ptr<const RuleSet> set_;
+    void* scratch_ = nullptr;  // hs_scratch_t
+    std::vector<RuleCounters> counters_;
+    std::vector<TokenBucket> buckets_;        // per rule: one, or source_buckets for per: source
+    std::vector<uint32_t> bucket_begin_;      // per rule, into buckets_
+    std::vector<uint64_t> rate_, burst_;      // per rule, this worker's share
+    uint32_t source_mask_;
+};
+
+}  // namespace stateline::rules
