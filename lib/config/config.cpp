@@ -9,6 +9,9 @@
 #include <set>
 #include <sstream>
 
+#include "rules.hpp"
+#include "rules_yaml.hpp"
+
 namespace stateline::config {
 
 namespace {
@@ -280,11 +283,14 @@ LoadResult load_node(const YAML::Node& root, const std::string& name) {
     };
 
     YAML::Node groups;  // null when absent
+    YAML::Node rules_list;  // null when absent
     for (const auto& kv : root) {
         const std::string key = kv.first.as<std::string>();
         const YAML::Node& v = kv.second;
         if (key == "groups") {
             groups = v;
+        } else if (key == "rules") {
+            rules_list = v;
         } else if (sections.count(key) && !v.IsMap()) {
             // A section whose keys are all commented out is empty, not an error.
             if (!v.IsNull())
@@ -296,6 +302,12 @@ LoadResult load_node(const YAML::Node& root, const std::string& name) {
         }
     }
     load_groups(groups, name, r);
+
+    // The rules: list (absent or empty: none), compiled here so a config that loads is one the
+    // workers can run; its errors join the others, each with its place.
+    auto rl = rules::load_rules(rules_list, name);
+    for (auto& e : rl.errors) r.errors.push_back({std::move(e.where), std::move(e.what)});
+    r.config.rules = std::move(rl.set);
 
     // Cross-field rules.
     auto where = [&](const char* path) { return where_set.count(path) ? where_set[path] : name; };

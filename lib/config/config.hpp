@@ -9,10 +9,15 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "detect_settings.hpp"
+
+namespace stateline::rules {
+class RuleSet;  // rules.hpp
+}
 
 namespace stateline::config {
 
@@ -44,6 +49,12 @@ struct Config {
 
     // Detection: sections detect: and thresholds:, and the groups: list.
     detect::Settings detect;
+
+    // Mitigation rules: the rules: list, validated and compiled (Hyperscan database included)
+    // by the loader on the control core. The compiled set is immutable, so every copy of this
+    // Config and every worker may share it; a reload loads a new Config, hence a new set.
+    // Null (a default Config, or a load with errors) or empty: no rules.
+    std::shared_ptr<const rules::RuleSet> rules;
 };
 
 struct Error {
@@ -57,7 +68,8 @@ struct LoadResult {
     bool ok() const { return errors.empty(); }
 };
 
-// Loads and validates a YAML file. Missing keys take their defaults.
+// Loads and validates a YAML file. Missing keys take their defaults. The rules: list is checked
+// with the rest (lib/rules/rules_yaml.hpp), its errors merged into `errors` with their places.
 LoadResult load_file(const std::string& path);
 // Same, from text (tests); `name` stands for the file in error locations.
 LoadResult load_string(const std::string& text, const std::string& name = "<string>");

@@ -58,16 +58,6 @@ double rate(uint64_t n, double span_s) { return std::round(10.0 * n / span_s) / 
 
 }  // namespace
 
-const char* alert_type_name(AlertType t) noexcept {
-    static const char* const names[] = {
-#define STATELINE_X(name) #name,
-        STATELINE_ALERT_TYPES(STATELINE_X)
-#undef STATELINE_X
-    };
-    const unsigned i = static_cast<unsigned>(t);
-    return i < kAlertTypeCount ? names[i] : "?";
-}
-
 std::string format_target(const Target& t) {
     const std::string a = format_addr(t.addr);
     if (t.kind != KeyKind::victim_endpoint) return a;

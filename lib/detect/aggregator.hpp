@@ -16,32 +16,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "alert_types.hpp"
 #include "detect_settings.hpp"
 #include "detector.hpp"
 
 namespace stateline::detect {
 
-#define STATELINE_ALERT_TYPES(X)                                                                  \
-    X(syn_flood)                                                                                  \
-    X(half_open_exhaustion)                                                                       \
-    X(synack_reflection)                                                                          \
-    X(ack_flood)                                                                                  \
-    X(rst_flood)                                                                                  \
-    X(fin_flood)                                                                                  \
-    X(syn_scan)                                                                                   \
-    X(stealth_scan)                                                                               \
-    X(connect_scan)                                                                               \
-    X(rst_injection)                                                                              \
-    X(abnormal_teardown)
-
-enum class AlertType : uint8_t {
-#define STATELINE_X(name) name,
-    STATELINE_ALERT_TYPES(STATELINE_X)
-#undef STATELINE_X
-        count_
-};
-inline constexpr unsigned kAlertTypeCount = static_cast<unsigned>(AlertType::count_);
-const char* alert_type_name(AlertType t) noexcept;
+// AlertType, kAlertTypeCount, alert_type_name and STATELINE_ALERT_TYPES: alert_types.hpp.
 
 // Formats "192.0.2.10", "192.0.2.10:80", "[2001:db8::10]:443".
 std::string format_target(const sketch::Target& t);

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "aggregator.hpp"  // detect::AlertType
+#include "alert_types.hpp"  // detect::AlertType (no json, no sketches)
 #include "detect_settings.hpp"
 #include "packet_meta.hpp"
 #include "tcp_tracker.hpp"

@@ -9,7 +9,7 @@ From the source tree:
   - every threshold of STATELINE_THRESHOLDS (lib/detect/detect_settings.hpp) has a row in the
     thresholds table of docs/alerts.md with its exact default (and its unit and range, when the
     table has those columns), and every row of that table is a real threshold;
-  - every alert type of STATELINE_ALERT_TYPES (lib/detect/aggregator.hpp) has a section (a
+  - every alert type of STATELINE_ALERT_TYPES (lib/detect/alert_types.hpp) has a section (a
     heading that is the type's name), and no such heading names a type the code lacks;
   - the example events in the page's ```json blocks parse and use only documented fields.
 From real output: the scenarios syn_flood, syn_scan, stealth_scan_xmas, half_open_exhaustion,
@@ -71,7 +71,7 @@ def code_thresholds(source):
 
 
 def code_alert_types(source):
-    body = macro_body(os.path.join(source, "lib/detect/aggregator.hpp"), "STATELINE_ALERT_TYPES")
+    body = macro_body(os.path.join(source, "lib/detect/alert_types.hpp"), "STATELINE_ALERT_TYPES")
     return re.findall(r"X\(\s*(\w+)\s*\)", body)
 
 

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "config.hpp"
+#include "rules.hpp"
 
 using namespace stateline::config;
 namespace detect = stateline::detect;
@@ -96,6 +97,7 @@ TEST(Config, CanonicalFileEqualsBuiltInDefaults) {
     // Every parameter (detect.* and thresholds.* included) at its built-in default.
     for (const auto& p : parameters()) EXPECT_EQ(p.value(r.config), p.default_value) << p.path;
     EXPECT_TRUE(r.config.detect.groups.empty());
+    EXPECT_TRUE(!r.config.rules || r.config.rules->size() == 0) << "rules: is commented out";
 }
 
 TEST(Config, CanonicalFileDocumentsEveryParameter) {
@@ -220,6 +222,123 @@ TEST(Config, TopLevelMustBeAMapping) {
     auto r = load_string("- a\n- b\n", "list.yaml");
     ASSERT_EQ(r.errors.size(), 1u);
     EXPECT_NE(r.errors[0].what.find("mapping"), std::string::npos);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rules (the rules: list, lib/rules)
+// ---------------------------------------------------------------------------------------------
+
+namespace rules = stateline::rules;
+
+TEST(ConfigRules, AbsentOrEmptyMeansNone) {
+    for (const char* text : {"workers: 2\n", "rules:\n", "rules: []\n"}) {
+        auto r = load_string(text);
+        ASSERT_TRUE(r.ok()) << text << format_errors(r.errors);
+        EXPECT_TRUE(!r.config.rules || r.config.rules->size() == 0) << text;
+    }
+}
+
+TEST(ConfigRules, ConfigWithRulesLoads) {
+    const char* text =
+        "workers: 2\n"
+        "rules:\n"
+        "  - name: syn-to-victim\n"
+        "    match:\n"
+        "      flags: SYN\n"
+        "      victim_of: syn_flood\n"
+        "    action: alert\n"
+        "  - name: no-admin\n"
+        "    match:\n"
+        "      dst: 192.0.2.0/24\n"
+        "      dst_port: [80, 8000-8080]\n"
+        "      payload: \"GET /admin\"\n"
+        "    action: drop\n"
+        "  - name: per-source\n"
+        "    match:\n"
+        "      src: 198.51.100.0/24\n"
+        "    action: rate_limit\n"
+        "    rate: 100\n"
+        "    per: source\n"
+        "groups:\n"
+        "  - name: web\n"
+        "    prefixes: [192.0.2.0/24]\n";
+    auto r = load_string(text, "ok.yaml");
+    ASSERT_TRUE(r.ok()) << format_errors(r.errors);
+    EXPECT_EQ(r.config.workers, 2u);
+    EXPECT_EQ(r.config.detect.groups.size(), 1u);
+    ASSERT_TRUE(r.config.rules);
+    const rules::RuleSet& set = *r.config.rules;
+    ASSERT_EQ(set.size(), 3u);
+    EXPECT_EQ(set.spec(0).name, "syn-to-victim");
+    EXPECT_EQ(set.spec(0).action, rules::Action::alert);
+    EXPECT_EQ(set.spec(0).victim_of, rules::victim_bit(stateline::detect::AlertType::syn_flood));
+    EXPECT_EQ(set.spec(1).action, rules::Action::drop);
+    EXPECT_EQ(set.spec(1).payload, "GET /admin");
+    EXPECT_EQ(set.spec(1).dst_ports.size(), 2u);
+    EXPECT_EQ(set.spec(2).action, rules::Action::rate_limit);
+    EXPECT_EQ(set.spec(2).per, rules::Per::source);
+    EXPECT_EQ(set.spec(2).rate, 100u);
+    EXPECT_TRUE(set.has_payload_rules());
+    // A copy of the Config shares the compiled set.
+    const Config copy = r.config;
+    EXPECT_EQ(copy.rules.get(), r.config.rules.get());
+}
+
+TEST(ConfigRules, BadRulesReportedWithTheirPlacesAlongsideOtherErrors) {
+    const char* text =
+        "workers: 0\n"                    // line 1: out of range
+        "rules:\n"
+        "  - name: a\n"
+        "    match:\n"
+        "      dst_port: 99999\n"         // line 5: not a port
+        "    action: explode\n"           // line 6: unknown action
+        "  - name: b\n"
+        "    match:\n"
+        "      payload: \"(unclosed\"\n"  // line 9: Hyperscan rejects it
+        "    action: drop\n"
+        "rx:\n"
+        "  worker_ring: 1000\n";          // line 12: not a power of two
+    auto r = load_string(text, "bad.yaml");
+    ASSERT_FALSE(r.ok());
+    const std::string all = format_errors(r.errors);
+    EXPECT_NE(all.find("bad.yaml:1:10: 'workers' = 0 is out of range"), std::string::npos) << all;
+    EXPECT_NE(all.find("bad.yaml:12:16: 'rx.worker_ring' = 1000 must be a power of two"), std::string::npos) << all;
+    EXPECT_NE(all.find("bad.yaml:5:17: "), std::string::npos) << all;
+    EXPECT_NE(all.find("bad.yaml:6:13: "), std::string::npos) << all;
+    EXPECT_NE(all.find("explode"), std::string::npos) << all;
+    EXPECT_NE(all.find("bad.yaml:9:16: payload pattern '(unclosed' of rule 'b' does not compile"), std::string::npos) << all;
+    EXPECT_EQ(r.errors.size(), 5u) << all;
+    EXPECT_FALSE(r.config.rules) << "no rule set from a list with errors";
+}
+
+TEST(ConfigRules, RulesMustBeAList) {
+    auto r = load_string("workers: 0\nrules:\n  name: a\n", "map.yaml");
+    const std::string all = format_errors(r.errors);
+    ASSERT_EQ(r.errors.size(), 2u) << all;
+    EXPECT_NE(all.find("map.yaml:3:"), std::string::npos) << all;
+    EXPECT_NE(all.find("expects a list of rules"), std::string::npos) << all;
+}
+
+TEST(ConfigRules, CanonicalRulesExampleIsValid) {
+    // The commented-out rules: example of conf/stateline.yaml, uncommented, loads and compiles.
+    const std::string text = read_text(kCanonical);
+    const size_t at = text.find("\n# rules:\n");
+    ASSERT_NE(at, std::string::npos);
+    std::istringstream in(text.substr(at + 1));
+    std::string line, example;
+    while (std::getline(in, line) && line.rfind("#", 0) == 0) example += line.substr(line.size() > 1 ? 2 : 1) + "\n";
+    auto r = load_string(text.substr(0, at + 1) + example, "example");
+    ASSERT_TRUE(r.ok()) << format_errors(r.errors) << example;
+    ASSERT_TRUE(r.config.rules);
+    ASSERT_EQ(r.config.rules->size(), 3u);
+    EXPECT_EQ(r.config.rules->spec(0).action, rules::Action::alert);
+    EXPECT_EQ(r.config.rules->spec(0).victim_of, rules::victim_bit(stateline::detect::AlertType::syn_flood));
+    EXPECT_TRUE(r.config.rules->spec(0).src.empty());
+    EXPECT_EQ(r.config.rules->spec(1).action, rules::Action::drop);
+    EXPECT_FALSE(r.config.rules->spec(1).payload.empty());
+    EXPECT_EQ(r.config.rules->spec(2).action, rules::Action::rate_limit);
+    EXPECT_EQ(r.config.rules->spec(2).per, rules::Per::source);
+    EXPECT_TRUE(r.config.rules->has_payload_rules());
 }
 
 // ---------------------------------------------------------------------------------------------
