@@ -73,14 +73,54 @@ uint8_t state_class(bool first_segment, tcp::State a, tcp::State b) noexcept {
     using S = tcp::State;
     if (first_segment) return state_bit::new_conn;
     if (is_closing(a) || is_closing(b)) return state_bit::closing;
-    if (a == S::established || b == S::established) {
-        // One side established and the other closed: the other side reset it.
-        if (a == S::closed || b == S::closed) return (a == b) ? state_bit::closing : state_bit::established;
-        return state_bit::established;
-    }
+    // Established means the handshake completed: both ends. After a SYN-ACK the client is
+    // ESTABLISHED and the server still SYN-RCVD, and that connection is half-open.
     if (a == S::syn_sent || a == S::syn_received || b == S::syn_sent || b == S::syn_received)
         return state_bit::half_open;
+    if (a == S::established && b == S::established) return state_bit::established;
+    if (a == S::established || b == S::established) {
+        // Picked up mid-stream, one end not yet seen answering: established. One end reset: closing.
+        return (a == S::closed || b == S::closed) && !(a == S::closed && b == S::closed) ? state_bit::closing
+                                                                                        : state_bit::established;
+    }
     return state_bit::closing;  // both closed after the first segment: reset
+}
+
+VictimSet::VictimSet(const std::vector<VictimEntry>& entries, uint64_t epoch) : epoch_(epoch) {
+    size_t cap = 16;
+    while (cap < entries.size() * 2) cap *= 2;
+    slots_.assign(cap, Slot{});
+    for (const auto& e : entries) {
+        uint32_t i = probe(e.addr, e.port);
+        if (!slots_[i].used) {
+            slots_[i].used = true;
+            slots_[i].e = e;
+            ++count_;
+        } else {
+            slots_[i].e.bits |= e.bits;
+        }
+    }
+    for (const auto& s : slots_)
+        if (s.used) list_.push_back(s.e);
+}
+
+uint32_t VictimSet::probe(const uint8_t* addr, uint16_t port) const noexcept {
+    const uint32_t mask = static_cast<uint32_t>(slots_.size() - 1);
+    uint32_t i = (source_hash(addr) ^ (uint32_t{port} * 0x9E3779B1u)) & mask;
+    for (;;) {
+        const Slot& s = slots_[i];
+        if (!s.used || (s.e.port == port && std::memcmp(s.e.addr, addr, 16) == 0)) return i;
+        i = (i + 1) & mask;
+    }
+}
+
+uint32_t VictimSet::lookup(const uint8_t* addr, uint16_t port) const noexcept {
+    if (count_ == 0) return 0;
+    uint32_t bits = 0;
+    if (const Slot& s = slots_[probe(addr, 0)]; s.used) bits |= s.e.bits;
+    if (port != 0)
+        if (const Slot& s = slots_[probe(addr, port)]; s.used) bits |= s.e.bits;
+    return bits;
 }
 
 PacketView view_of(const packet::PacketMeta& m) noexcept {
@@ -152,6 +192,16 @@ RuleSet::BuildResult RuleSet::build(std::vector<RuleSpec> specs, const Options& 
             if (r.rate > 1'000'000'000 || r.burst > 1'000'000'000)
                 out.errors.push_back({place(i), "rule '" + r.name + "': rate and burst are at most 1000000000"});
         }
+        // Flood mitigation stops at connections that completed their handshake: a rule that
+        // drops or limits because of an active alert applies to new and half-open connections.
+        constexpr uint8_t kUnestablished = state_bit::new_conn | state_bit::half_open;
+        if (r.victim_of && (r.action == Action::drop || r.action == Action::rate_limit)) {
+            if ((r.states & kUnestablished) == 0)
+                out.errors.push_back({place(i), "rule '" + r.name + "': a " + action_name(r.action) +
+                                                    " rule with victim_of applies only to new and half_open "
+                                                    "connections (flood mitigation never drops established ones)"});
+            r.states &= kUnestablished;
+        }
         if ((r.flags_value & ~r.flags_mask) != 0)
             out.errors.push_back({place(i), "rule '" + r.name + "': flags set outside their mask never match"});
         if (!r.payload.empty()) {
@@ -171,6 +221,9 @@ RuleSet::BuildResult RuleSet::build(std::vector<RuleSpec> specs, const Options& 
         c.payload = !r.payload.empty();
         c.per = r.per;
         c.victim_of = r.victim_of;
+        c.src_verified = r.src_verified;
+        if (r.victim_of) set->victim_rules_ = true;
+        if (r.src_verified >= 0) set->verified_rules_ = true;
         c.src_begin = static_cast<uint32_t>(set->prefixes_.size());
         set->prefixes_.insert(set->prefixes_.end(), r.src.begin(), r.src.end());
         c.src_end = c.dst_begin = static_cast<uint32_t>(set->prefixes_.size());
@@ -231,10 +284,13 @@ WorkerRules::~WorkerRules() {
 
 size_t WorkerRules::bucket_memory() const noexcept { return buckets_.capacity() * sizeof(TokenBucket); }
 
-MatchSet WorkerRules::scan(const uint8_t* payload, uint32_t len) noexcept {
+MatchSet WorkerRules::scan(const uint8_t* payload, uint32_t len, uint32_t stream_offset) noexcept {
     MatchSet m;
-    if (!set_->db_ || len == 0 || payload == nullptr) return m;
-    const uint32_t n = std::min(len, set_->opt_.scan_limit);
+    const uint32_t limit = set_->opt_.scan_limit;
+    if (!set_->db_ || len == 0 || payload == nullptr || stream_offset >= limit) return m;
+    // Block mode over the first `limit` bytes of the direction: a pattern spanning two segments
+    // is not seen (that would need streaming mode and per-connection stream state).
+    const uint32_t n = std::min(len, limit - stream_offset);
     hs_scan(set_->db_->db, reinterpret_cast<const char*>(payload), n, 0, static_cast<hs_scratch_t*>(scratch_),
             on_match, &m);
     return m;
@@ -249,14 +305,21 @@ static bool in_prefixes(const std::vector<detect::Prefix>& v, uint32_t b, uint32
 
 Decision WorkerRules::evaluate(const PacketView& p) noexcept {
     const auto& rules = set_->compiled_;
-    bool scanned = false;
+    bool scanned = false, victims_known = p.victims == nullptr, verified_known = false, verified = false;
+    uint32_t victim_of = p.victim_of;
     MatchSet m;
     for (uint32_t i = 0; i < rules.size(); ++i) {
         const auto& r = rules[i];
         // Cheapest first: register tests, then short lists, then the payload scan (once per packet).
         if ((p.tcp_flags & r.flags_mask) != r.flags_value) continue;
         if (!(p.state & r.states)) continue;
-        if (r.victim_of && !(p.victim_of & r.victim_of)) continue;
+        if (r.victim_of) {
+            if (!victims_known) {
+                victim_of |= p.victims->lookup(p.dst, p.dport);
+                victims_known = true;
+            }
+            if (!(victim_of & r.victim_of)) continue;
+        }
         if (r.port_begin != r.port_end) {
             bool hit = false;
             for (uint32_t k = r.port_begin; k < r.port_end && !hit; ++k)
@@ -265,16 +328,24 @@ Decision WorkerRules::evaluate(const PacketView& p) noexcept {
         }
         if (!in_prefixes(set_->prefixes_, r.src_begin, r.src_end, p.src)) continue;
         if (!in_prefixes(set_->prefixes_, r.dst_begin, r.dst_end, p.dst)) continue;
+        if (r.src_verified >= 0) {
+            if (!verified_known) {
+                verified = p.verified && p.verified(p.verified_ctx, p.src);
+                verified_known = true;
+            }
+            if (verified != (r.src_verified == 1)) continue;
+        }
         if (r.payload) {
             if (!scanned) {
-                m = scan(p.payload, p.payload_len);
+                m = scan(p.payload, p.payload_len, p.stream_offset);
                 scanned = true;
             }
             if (!m.test(i)) continue;
         }
 
         Decision d{static_cast<int32_t>(i), Verdict::pass};
-        ++counters_[i].hits;
+        RuleCounters& rc = counters_[i];
+        rc.bump(rc.hits);
         switch (r.action) {
         case Action::alert: d.verdict = Verdict::alert; break;
         case Action::allow: d.verdict = Verdict::pass; break;
@@ -286,7 +357,7 @@ Decision WorkerRules::evaluate(const PacketView& p) noexcept {
             break;
         }
         }
-        if (d.verdict == Verdict::drop) ++counters_[i].drops;
+        if (d.verdict == Verdict::drop) rc.bump(rc.drops);
         return d;
     }
     return {};

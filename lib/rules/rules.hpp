@@ -10,6 +10,7 @@
 // WorkerRules: its worker only (and the control core once the worker has stopped).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -57,6 +58,7 @@ struct RuleSpec {
     uint8_t flags_value = 0, flags_mask = 0;  // (tcp_flags & mask) == value
     uint8_t states = state_bit::any;
     uint32_t victim_of = 0;                   // any of these alert types active on the destination; 0: no condition
+    int8_t src_verified = -1;                 // 1: the source completed a handshake recently, 0: it has not, -1: either
     std::string payload;                      // Hyperscan (PCRE-like) pattern; empty: none
     bool nocase = false;
     Action action = Action::alert;
@@ -79,6 +81,42 @@ struct Error {
 // Hyperscan error message, or empty when it compiles. Control core only.
 std::string check_pattern(const std::string& pattern, bool nocase);
 
+// The targets of the active alerts, as the workers see them: (address, port) -> victim_bit()s,
+// port 0 for an address-wide alert. Built on the control core from the aggregator's active
+// alerts, immutable, one copy per worker (swapped at a burst boundary, like the rules). A small
+// open-addressed table: a lookup is two probes of a few cache lines at most.
+struct VictimEntry {
+    uint8_t addr[16];  // IPv4-mapped, as flow keys
+    uint16_t port;     // host order; 0: every port of addr
+    uint32_t bits;     // victim_bit()s
+};
+class VictimSet {
+public:
+    VictimSet() = default;
+    explicit VictimSet(const std::vector<VictimEntry>& entries, uint64_t epoch = 0);
+    // The alert types active on dst:dport or on dst as a whole.
+    uint32_t lookup(const uint8_t* addr, uint16_t port) const noexcept;
+    size_t size() const noexcept { return count_; }
+    // Detection interval the set was built after (a replay's workers wait for it; see worker.cpp).
+    uint64_t epoch() const noexcept { return epoch_; }
+    const std::vector<VictimEntry>& entries() const noexcept { return list_; }
+
+private:
+    struct Slot {
+        VictimEntry e;
+        bool used;
+    };
+    uint32_t probe(const uint8_t* addr, uint16_t port) const noexcept;
+    std::vector<Slot> slots_;  // power of two, at most half full
+    std::vector<VictimEntry> list_;
+    size_t count_ = 0;
+    uint64_t epoch_ = 0;
+};
+
+// Whether a source completed a TCP handshake recently (detection's VerifiedSources), asked only
+// when a rule with src_verified gets that far.
+using VerifiedFn = bool (*)(const void* ctx, const uint8_t* addr) noexcept;
+
 // One packet as the rules see it: the sender's view (src sends to dst).
 struct PacketView {
     const uint8_t* src;      // 16 bytes, IPv4-mapped
@@ -86,9 +124,13 @@ struct PacketView {
     uint16_t sport, dport;   // host order
     uint8_t tcp_flags;
     uint8_t state;           // one state_bit
-    uint32_t victim_of;      // victim_bit()s of the alerts active on dst (the caller's lookup)
+    uint32_t victim_of;      // victim_bit()s of the alerts active on dst, known to the caller
+    const VictimSet* victims;  // or looked up here when a rule needs it (null: none)
+    VerifiedFn verified;     // null: no source counts as verified
+    const void* verified_ctx;
     const uint8_t* payload;  // captured TCP payload, may be null when payload_len is 0
     uint32_t payload_len;    // captured bytes available at payload
+    uint32_t stream_offset;  // offset of payload[0] in its direction's byte stream (0: first byte)
     uint64_t ts_ns;          // packet clock, refills the token buckets
 };
 
@@ -102,9 +144,12 @@ struct Decision {
     Verdict verdict = Verdict::pass;
 };
 
+// Written by the owning worker only (a relaxed load and store, no locked instruction), read by
+// the control core at any time for the exporters.
 struct RuleCounters {
-    uint64_t hits = 0;   // packets this rule matched (first match)
-    uint64_t drops = 0;  // of which dropped (drop, or rate_limit over its rate)
+    std::atomic<uint64_t> hits{0};   // packets this rule matched (first match)
+    std::atomic<uint64_t> drops{0};  // of which dropped (drop, or rate_limit over its rate)
+    void bump(std::atomic<uint64_t>& c) noexcept { c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
 };
 
 class WorkerRules;
@@ -127,6 +172,8 @@ public:
     const RuleSpec& spec(size_t i) const { return specs_[i]; }
     const Options& options() const noexcept { return opt_; }
     bool has_payload_rules() const noexcept { return db_ != nullptr; }
+    bool has_victim_rules() const noexcept { return victim_rules_; }
+    bool has_verified_rules() const noexcept { return verified_rules_; }
 
 private:
     friend class WorkerRules;
@@ -138,6 +185,7 @@ private:
         Action action;
         bool payload;
         Per per;
+        int8_t src_verified;
         uint32_t victim_of;
         uint32_t src_begin, src_end, dst_begin, dst_end, port_begin, port_end;
         uint64_t rate, burst;
@@ -148,6 +196,7 @@ private:
     std::vector<PortRange> ports_;
     Options opt_;
     PatternDb* db_ = nullptr;
+    bool victim_rules_ = false, verified_rules_ = false;
 };
 
 // Token bucket in token-nanoseconds (one token = 1e9), refilled from the packet clock.
@@ -179,10 +228,12 @@ public:
     // First match wins. Counts the hit (and the drop) on the matching rule.
     Decision evaluate(const PacketView& p) noexcept;
 
-    // The payload patterns matching the first scan_limit bytes (exposed for tests and tools).
-    MatchSet scan(const uint8_t* payload, uint32_t len) noexcept;
+    // The payload patterns matching the part of a segment within the first scan_limit bytes of
+    // its direction (exposed for tests and tools).
+    MatchSet scan(const uint8_t* payload, uint32_t len, uint32_t stream_offset = 0) noexcept;
 
-    const std::vector<RuleCounters>& counters() const noexcept { return counters_; }
+    uint64_t hits(size_t i) const noexcept { return counters_[i].hits.load(std::memory_order_relaxed); }
+    uint64_t drops(size_t i) const noexcept { return counters_[i].drops.load(std::memory_order_relaxed); }
     const RuleSet& set() const noexcept { return *set_; }
     size_t bucket_memory() const noexcept;  // bytes of token buckets held, fixed at construction
 

@@ -180,7 +180,7 @@ LoadResult load_rules(const YAML::Node& list, const std::string& file, const Opt
             YAML::Node nocase_n;
             if (!match_n.IsNull()) {
                 if (!match_n.IsMap()) {
-                    err(match_n, "'match' of " + label + " expects a mapping (src, dst, dst_port, flags, state, victim_of, payload, nocase)");
+                    err(match_n, "'match' of " + label + " expects a mapping (src, dst, dst_port, flags, state, victim_of, src_verified, payload, nocase)");
                 } else {
                     for (const auto& kv : match_n) {
                         const std::string key = kv.first.as<std::string>();
@@ -249,6 +249,11 @@ LoadResult load_rules(const YAML::Node& list, const std::string& file, const Opt
                                 else
                                     spec.victim_of |= victim_bit(static_cast<detect::AlertType>(t));
                             }
+                        } else if (key == "src_verified") {
+                            if (!v.IsScalar() || (v.Scalar() != "true" && v.Scalar() != "false"))
+                                err(v, "'match.src_verified' of " + label + " expects true or false");
+                            else
+                                spec.src_verified = v.Scalar() == "true" ? 1 : 0;
                         } else if (key == "payload") {
                             if (!v.IsScalar() || v.Scalar().empty())
                                 err(v, "'match.payload' of " + label + " expects a non-empty pattern");
@@ -263,7 +268,7 @@ LoadResult load_rules(const YAML::Node& list, const std::string& file, const Opt
                                 spec.nocase = v.Scalar() == "true";
                         } else {
                             err(kv.first, "unknown key '" + key + "' in 'match' of " + label +
-                                              " (expected src, dst, dst_port, flags, state, victim_of, payload, nocase)");
+                                              " (expected src, dst, dst_port, flags, state, victim_of, src_verified, payload, nocase)");
                         }
                     }
                 }

@@ -11,6 +11,7 @@
 //         flags: SYN                    # set bits; mask FIN|SYN|RST|ACK plus those named, or "SYN/SYN,ACK"
 //         state: new                    # new, half_open, established, closing, any (or a list)
 //         victim_of: syn_flood          # alert type(s) active on the destination
+//         src_verified: false           # the source completed no handshake recently (needs detection)
 //         payload: "GET /admin"         # Hyperscan pattern over the first scan_limit bytes
 //         nocase: true
 //       action: rate_limit              # alert, drop, rate_limit, allow

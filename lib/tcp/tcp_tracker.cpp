@@ -869,4 +869,10 @@ State Tracker::state_of(const FlowEntry& e, Side side) noexcept {
     return v < kStateCount ? static_cast<State>(v) : State::closed;
 }
 
+uint32_t Tracker::stream_offset(const FlowEntry& e, Side side, uint32_t seq) noexcept {
+    layout::HotTcp h;
+    std::memcpy(&h, e.tcp, sizeof h);
+    return seq - h.isn[static_cast<unsigned>(side)] - 1;
+}
+
 }  // namespace stateline::tcp

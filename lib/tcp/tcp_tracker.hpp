@@ -149,6 +149,9 @@ public:
 
     // RFC state of each side, for the gauges and lookups.
     static State state_of(const flow::FlowEntry& e, flow::Side side) noexcept;
+    // Offset of sequence number `seq` in the byte stream `side` sends: 0 for its first data byte
+    // (relative to the ISN, or to the first segment seen when the SYN was not). Modulo 2^32.
+    static uint32_t stream_offset(const flow::FlowEntry& e, flow::Side side, uint32_t seq) noexcept;
 };
 
 }  // namespace stateline::tcp

@@ -44,7 +44,11 @@ struct Pkt {
     uint8_t flags = tf::ack;
     uint8_t state = state_bit::established;
     uint32_t victim_of = 0;
+    const VictimSet* victims = nullptr;
+    VerifiedFn verified = nullptr;
+    const void* verified_ctx = nullptr;
     std::string payload;
+    uint32_t stream_offset = 0;
     uint64_t ts = kSec;
     PacketView view() const {
         PacketView v{};
@@ -55,6 +59,10 @@ struct Pkt {
         v.tcp_flags = flags;
         v.state = state;
         v.victim_of = victim_of;
+        v.victims = victims;
+        v.verified = verified;
+        v.verified_ctx = verified_ctx;
+        v.stream_offset = stream_offset;
         v.payload = reinterpret_cast<const uint8_t*>(payload.data());
         v.payload_len = static_cast<uint32_t>(payload.size());
         v.ts_ns = ts;
@@ -144,10 +152,10 @@ rules:
     p = Pkt{};
     p.src = ip("11.0.0.1");
     EXPECT_EQ(rule_of(w, p), 1);
-    EXPECT_EQ(w.counters()[0].hits, 1u);
-    EXPECT_EQ(w.counters()[0].drops, 0u);
-    EXPECT_EQ(w.counters()[1].hits, 2u);
-    EXPECT_EQ(w.counters()[1].drops, 2u);
+    EXPECT_EQ(w.hits(0), 1u);
+    EXPECT_EQ(w.drops(0), 0u);
+    EXPECT_EQ(w.hits(1), 2u);
+    EXPECT_EQ(w.drops(1), 2u);
 }
 
 TEST(Rules, FlagMasks) {
@@ -200,6 +208,11 @@ TEST(Rules, StateClasses) {
     EXPECT_EQ(state_class(false, S::fin_wait_1, S::established), state_bit::closing);
     EXPECT_EQ(state_class(false, S::time_wait, S::closed), state_bit::closing);
     EXPECT_EQ(state_class(false, S::closed, S::closed), state_bit::closing);
+    // After the SYN-ACK the client is ESTABLISHED and the server still SYN-RCVD: half-open until
+    // the final ACK, so flood mitigation may still act on it.
+    EXPECT_EQ(state_class(false, S::established, S::syn_received), state_bit::half_open);
+    EXPECT_EQ(state_class(false, S::syn_received, S::established), state_bit::half_open);
+    EXPECT_EQ(state_class(false, S::established, S::closed), state_bit::closing);  // one end reset
 
     auto set = load(R"(
 rules:
@@ -238,6 +251,132 @@ rules:
     EXPECT_EQ(d.verdict, Verdict::drop);
     p.state = state_bit::established;  // established connections are never this rule's
     p.flags = tf::ack;
+    EXPECT_EQ(rule_of(w, p), -1);
+}
+
+TEST(Rules, VictimSetLookups) {
+    std::vector<VictimEntry> e(3);
+    std::memcpy(e[0].addr, ip("192.0.2.10").b, 16);
+    e[0].port = 0;
+    e[0].bits = victim_bit(detect::AlertType::syn_flood);
+    std::memcpy(e[1].addr, ip("192.0.2.10").b, 16);
+    e[1].port = 443;
+    e[1].bits = victim_bit(detect::AlertType::rst_flood);
+    std::memcpy(e[2].addr, ip("2001:db8::5").b, 16);
+    e[2].port = 80;
+    e[2].bits = victim_bit(detect::AlertType::ack_flood);
+    // Many more, so that probes collide and wrap.
+    for (unsigned i = 0; i < 200; ++i) {
+        VictimEntry x{};
+        const std::string a = "198.51.100." + std::to_string(i);
+        std::memcpy(x.addr, ip(a.c_str()).b, 16);
+        x.port = static_cast<uint16_t>(i % 3);
+        x.bits = victim_bit(detect::AlertType::fin_flood);
+        e.push_back(x);
+    }
+    VictimSet v(e, 7);
+    EXPECT_EQ(v.size(), 203u);
+    EXPECT_EQ(v.epoch(), 7u);
+    EXPECT_EQ(v.lookup(ip("192.0.2.10").b, 80), victim_bit(detect::AlertType::syn_flood));
+    EXPECT_EQ(v.lookup(ip("192.0.2.10").b, 443),
+              victim_bit(detect::AlertType::syn_flood) | victim_bit(detect::AlertType::rst_flood));
+    EXPECT_EQ(v.lookup(ip("192.0.2.11").b, 443), 0u);
+    EXPECT_EQ(v.lookup(ip("2001:db8::5").b, 80), victim_bit(detect::AlertType::ack_flood));
+    EXPECT_EQ(v.lookup(ip("2001:db8::5").b, 81), 0u);
+    for (unsigned i = 0; i < 200; ++i) {
+        const std::string a = "198.51.100." + std::to_string(i);
+        const uint16_t port = static_cast<uint16_t>(i % 3);
+        // Port 0 entries cover every port; the others only theirs.
+        EXPECT_EQ(v.lookup(ip(a.c_str()).b, port == 0 ? 9 : port), victim_bit(detect::AlertType::fin_flood)) << a;
+        if (port != 0) { EXPECT_EQ(v.lookup(ip(a.c_str()).b, 9), 0u) << a; }
+    }
+    // A duplicate (address, port) ORs its alert types into one entry.
+    VictimSet d({e[0], e[0], e[1]});
+    EXPECT_EQ(d.size(), 2u);
+    EXPECT_EQ(VictimSet().lookup(ip("192.0.2.10").b, 80), 0u);
+}
+
+bool verified_10_8(const void*, const uint8_t* a) noexcept { return a[12] == 10; }
+
+TEST(Rules, SynFloodPolicyFromVictimSetAndVerifiedSources) {
+    // The issue's policy: while the destination is under a SYN flood, SYNs from sources that did
+    // not complete a handshake recently are dropped; verified sources pass.
+    auto set = load(R"(
+rules:
+  - {name: flood, match: {flags: SYN, victim_of: syn_flood, src_verified: false}, action: drop}
+)");
+    ASSERT_TRUE(set);
+    EXPECT_TRUE(set->has_victim_rules());
+    EXPECT_TRUE(set->has_verified_rules());
+    // victim_of on a dropping rule narrows it to new and half-open connections.
+    EXPECT_EQ(set->spec(0).states, state_bit::new_conn | state_bit::half_open);
+    std::vector<VictimEntry> e(1);
+    std::memcpy(e[0].addr, ip("192.0.2.10").b, 16);
+    e[0].bits = victim_bit(detect::AlertType::syn_flood);
+    VictimSet victims(e);
+    WorkerRules w(set);
+    Pkt p;
+    p.flags = tf::syn;
+    p.state = state_bit::new_conn;
+    p.victims = &victims;
+    p.verified = verified_10_8;
+    p.src = ip("203.0.113.9");
+    EXPECT_EQ(w.evaluate(p.view()).verdict, Verdict::drop);
+    p.src = ip("10.1.2.3");  // verified: passes
+    EXPECT_EQ(rule_of(w, p), -1);
+    p.src = ip("203.0.113.9");
+    p.dst = ip("192.0.2.11");  // not a victim
+    EXPECT_EQ(rule_of(w, p), -1);
+    p.dst = ip("192.0.2.10");
+    p.state = state_bit::half_open;  // a retransmitted SYN
+    EXPECT_EQ(rule_of(w, p), 0);
+    p.state = state_bit::established;  // a SYN on an established tuple is never flood-dropped
+    EXPECT_EQ(rule_of(w, p), -1);
+    p.state = state_bit::new_conn;
+    p.verified = nullptr;  // no verified sources known (detection off): every source is unverified
+    EXPECT_EQ(rule_of(w, p), 0);
+    EXPECT_EQ(w.hits(0), 3u);
+    EXPECT_EQ(w.drops(0), 3u);
+
+    // Asking for established connections only is an error, not a rule that silently never acts.
+    EXPECT_NE(errors_of(R"(
+rules:
+  - {name: bad, match: {victim_of: syn_flood, state: established}, action: drop}
+)")
+                  .find("flood mitigation never drops established"),
+              std::string::npos);
+    // An alert rule may look at established connections of a victim.
+    auto a = load(R"(
+rules:
+  - {name: watch, match: {victim_of: syn_flood, state: established}, action: alert}
+)");
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a->spec(0).states, state_bit::established);
+    EXPECT_NE(errors_of("rules:\n  - {name: v, match: {src_verified: maybe}, action: alert}\n")
+                  .find("'match.src_verified' of rule 'v' expects true or false"),
+              std::string::npos);
+}
+
+TEST(Rules, PayloadOnlyInTheFirstBytesOfEachDirection) {
+    Options opt;
+    opt.scan_limit = 16;
+    auto set = load(R"(
+rules:
+  - {name: p, match: {payload: "EVIL"}, action: drop}
+)",
+                    opt);
+    WorkerRules w(set);
+    Pkt p;
+    p.payload = "xxEVILxx";
+    p.stream_offset = 0;
+    EXPECT_EQ(rule_of(w, p), 0);
+    p.stream_offset = 8;  // bytes 8..15 of the stream: within the first 16
+    EXPECT_EQ(rule_of(w, p), 0);
+    p.stream_offset = 11;  // "EVIL" would end at byte 17: past the limit
+    EXPECT_EQ(rule_of(w, p), -1);
+    p.stream_offset = 16;  // wholly past the first 16 bytes: not scanned
+    EXPECT_EQ(rule_of(w, p), -1);
+    p.stream_offset = 4000000000u;  // far into the stream
     EXPECT_EQ(rule_of(w, p), -1);
 }
 
@@ -288,8 +427,8 @@ rules:
     p = Pkt{};
     p.payload = "GET /admin";
     EXPECT_EQ(rule_of(w2, p), 0);
-    EXPECT_EQ(w2.counters()[0].hits, 1u);
-    EXPECT_EQ(w.counters()[0].hits, 1u);
+    EXPECT_EQ(w2.hits(0), 1u);
+    EXPECT_EQ(w.hits(0), 1u);
 }
 
 TEST(Rules, PayloadIsTestedLast) {
@@ -349,8 +488,8 @@ rules:
     }
     EXPECT_GE(passed, 209);
     EXPECT_LE(passed, 211);
-    EXPECT_EQ(w.counters()[0].hits, 2000u);
-    EXPECT_EQ(w.counters()[0].drops, 2000u - passed);
+    EXPECT_EQ(w.hits(0), 2000u);
+    EXPECT_EQ(w.drops(0), 2000u - passed);
 
     // Two workers each get half the rate and burst.
     WorkerRules half(set, 2);
@@ -397,8 +536,8 @@ rules:
     heavy = 0;
     for (int i = 0; i < 100; ++i) heavy += w.evaluate(p.view()).verdict == Verdict::pass;
     EXPECT_EQ(heavy, 5);
-    EXPECT_EQ(w.counters()[0].hits, 300u);
-    EXPECT_EQ(w.counters()[0].drops, 300u - 10 - light);
+    EXPECT_EQ(w.hits(0), 300u);
+    EXPECT_EQ(w.drops(0), 300u - 10 - light);
 }
 
 TEST(Rules, BuildFromSpecs) {

@@ -318,7 +318,6 @@ int test(const TestArgs& a) {
         }
     }
 
-    const auto& ctr = wr.counters();
     if (a.json_out) {
         json out;
         out["config"] = a.file;
@@ -334,9 +333,9 @@ int test(const TestArgs& a) {
             const auto& sp_ = set->spec(i);
             rules.push_back({{"name", sp_.name},
                              {"action", sr::action_name(sp_.action)},
-                             {"hits", ctr[i].hits},
-                             {"drops", ctr[i].drops},
-                             {"rate_limited_drops", sp_.action == sr::Action::rate_limit ? ctr[i].drops : 0}});
+                             {"hits", wr.hits(i)},
+                             {"drops", wr.drops(i)},
+                             {"rate_limited_drops", sp_.action == sr::Action::rate_limit ? wr.drops(i) : 0}});
         }
         out["rules"] = rules;
         out["unmatched"] = passed_unmatched;
@@ -368,8 +367,8 @@ int test(const TestArgs& a) {
     std::vector<std::vector<std::string>> rows{{"rule", "action", "hits (pkts)", "drops (pkts)", "rate-limited (pkts)"}};
     for (size_t i = 0; i < set->size(); ++i) {
         const auto& sp_ = set->spec(i);
-        rows.push_back({sp_.name, sr::action_name(sp_.action), num(ctr[i].hits), num(ctr[i].drops),
-                        sp_.action == sr::Action::rate_limit ? num(ctr[i].drops) : "-"});
+        rows.push_back({sp_.name, sr::action_name(sp_.action), num(wr.hits(i)), num(wr.drops(i)),
+                        sp_.action == sr::Action::rate_limit ? num(wr.drops(i)) : "-"});
     }
     rows.push_back({"(no rule)", "pass", num(passed_unmatched), "0", "-"});
     print_table(rows, {false, false, true, true, true});
