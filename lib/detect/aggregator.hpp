@@ -60,6 +60,13 @@ public:
     size_t active() const noexcept { return active_.size(); }
     // Active alerts, for the summary and exporters.
     nlohmann::json active_alerts() const;
+    // Each active alert's type and target (control core): what mitigation rules' victim_of reads.
+    template <class F>
+    void for_each_active(F&& f) const {
+        for (const auto& [k, a] : active_) f(a.type, a.target);
+    }
+    // The last interval judged (interval numbers are ns / interval_ns), UINT64_MAX before the first.
+    uint64_t last_interval() const noexcept { return last_interval_; }
     // The last interval's heaviest victims (by suspicious segments) and sources (by probes),
     // with their rates: what `stateline-ctl top` and the exporters show.
     const nlohmann::json& top_victims() const noexcept { return top_victims_; }
