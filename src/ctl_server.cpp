@@ -1103,9 +1103,11 @@ bool Server::Impl::reload(json& result, std::string& error, json& errors) {
     const config::Config& next = r.config;
     json applied = json::array(), restart = json::array();
     for (const auto& p : config::parameters()) {
-        const uint64_t was = p.value(baseline), now = p.value(next);
+        // By text, so that string parameters are compared too; numbers stay numbers in the JSON.
+        const std::string was = p.text(baseline), now = p.text(next);
         if (was == now) continue;
-        json item = {{"param", p.path}, {"from", was}, {"to", now}};
+        json item = p.type == "string" ? json{{"param", p.path}, {"from", was}, {"to", now}}
+                                       : json{{"param", p.path}, {"from", p.value(baseline)}, {"to", p.value(next)}};
         if (live_param(p.path) && setup.aggregator) applied.push_back(item);
         else restart.push_back(item);
     }

@@ -3,12 +3,14 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <optional>
 #include <set>
 #include <sstream>
 
+#include "alert_types.hpp"
 #include "rules.hpp"
 #include "rules_yaml.hpp"
 
@@ -16,23 +18,82 @@ namespace stateline::config {
 
 namespace {
 
+enum class Kind { uint, boolean, string };
+
 struct Param {
     std::string path;
-    bool is_bool;
+    Kind kind;
     uint64_t min, max;
     std::string help;
-    std::function<uint64_t(const Config&)> get;
+    std::function<uint64_t(const Config&)> get;  // uint and bool
     std::function<void(Config&, uint64_t)> set;
+    // A string: its allowed values, or a validator (error text, empty when fine) described by
+    // `expected`; get_text/set_text read and write it.
+    std::vector<std::string> allowed{};
+    std::string expected{};
+    std::function<std::string(const std::string&)> validate{};
+    std::function<std::string(const Config&)> get_text{};
+    std::function<void(Config&, const std::string&)> set_text{};
 };
 
 Param uint_param(const char* path, uint32_t Config::*f, uint64_t min, uint64_t max, const char* help) {
-    return {path, false, min, max, help, [f](const Config& c) -> uint64_t { return c.*f; },
+    return {path, Kind::uint, min, max, help, [f](const Config& c) -> uint64_t { return c.*f; },
             [f](Config& c, uint64_t x) { c.*f = static_cast<uint32_t>(x); }};
 }
 
 Param detect_param(const char* path, uint32_t detect::Settings::*f, uint64_t min, uint64_t max, const char* help) {
-    return {path, false, min, max, help, [f](const Config& c) -> uint64_t { return c.detect.*f; },
+    return {path, Kind::uint, min, max, help, [f](const Config& c) -> uint64_t { return c.detect.*f; },
             [f](Config& c, uint64_t x) { c.detect.*f = static_cast<uint32_t>(x); }};
+}
+
+// A free-form string checked by `validate`; `expected` says what it accepts (errors, docs).
+Param string_param(const char* path, std::string Config::*f, const char* expected,
+                   std::function<std::string(const std::string&)> validate, const char* help) {
+    Param p{path, Kind::string, 0, 0, help, nullptr, nullptr};
+    p.expected = expected;
+    p.validate = std::move(validate);
+    p.get_text = [f](const Config& c) { return c.*f; };
+    p.set_text = [f](Config& c, const std::string& s) { c.*f = s; };
+    return p;
+}
+
+std::string no_line_breaks(const std::string& s) {
+    return s.find_first_of("\r\n") == std::string::npos ? std::string() : "holds a line break";
+}
+
+// "" (the default), "off", ADDR:PORT or [IPv6]:PORT. Syntax only: the address is resolved when
+// the endpoint opens.
+std::string check_listen(const std::string& s) {
+    if (s.empty() || s == "off") return {};
+    std::string host, port;
+    if (s[0] == '[') {
+        const size_t close = s.find(']');
+        if (close == std::string::npos) return "no ']' closes the IPv6 address";
+        if (close + 1 >= s.size() || s[close + 1] != ':') return "no ':PORT' after the ']'";
+        host = s.substr(1, close - 1);
+        port = s.substr(close + 2);
+    } else {
+        const size_t colon = s.rfind(':');
+        if (colon == std::string::npos) return "no ':PORT'";
+        if (s.find(':') != colon) return "an IPv6 address goes in brackets, as [::1]:9750";
+        host = s.substr(0, colon);
+        port = s.substr(colon + 1);
+    }
+    if (host.empty()) return "no address before the port";
+    if (host.find_first_of(" \t\r\n") != std::string::npos) return "the address holds blanks";
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoul(port) < 1 || std::stoul(port) > 65535)
+        return "the port '" + port + "' is not a number from 1 to 65535";
+    return {};
+}
+
+// "" (the default path), "off" or an absolute path that fits a Unix socket address.
+std::string check_socket_path(const std::string& s) {
+    if (s.empty() || s == "off") return {};
+    if (s[0] != '/') return "a relative path (the control socket must not depend on the working directory)";
+    if (auto why = no_line_breaks(s); !why.empty()) return why;
+    if (s.size() > 107) return "longer than a Unix socket path may be (107 bytes)";
+    return {};
 }
 
 // The schema. Ranges are what the data path can honour, not what is sensible: the annotated
@@ -56,7 +117,7 @@ const std::vector<Param>& params() {
             uint_param("timeouts.msl", &Config::msl, 1, 3600, "Maximum segment lifetime, seconds; TIME-WAIT lasts 2 * msl"),
             uint_param("timeouts.closed", &Config::timeout_closed, 1, 3600, "Seconds a reset connection is kept to absorb stragglers"),
             uint_param("stats.interval_ms", &Config::stats_interval_ms, 100, 60000, "Milliseconds between aggregates of every worker (Prometheus, telemetry, stateline-ctl, --stats)"),
-            {"detect.enabled", true, 0, 1, "Run the detectors (false: track and log connections only)",
+            {"detect.enabled", Kind::boolean, 0, 1, "Run the detectors (false: track and log connections only)",
              [](const Config& c) -> uint64_t { return c.detect.enabled; },
              [](Config& c, uint64_t x) { c.detect.enabled = x != 0; }},
             detect_param("detect.interval_ms", &S::interval_ms, 100, 60000, "Detection interval, ms: rates are judged over one interval"),
@@ -67,11 +128,40 @@ const std::vector<Param>& params() {
         };
         for (unsigned i = 0; i < detect::kThresholdCount; ++i) {
             const auto& t = detect::kThresholdInfo[i];
-            out.push_back({std::string("thresholds.") + t.name, false, t.min, t.max,
+            out.push_back({std::string("thresholds.") + t.name, Kind::uint, t.min, t.max,
                            std::string(t.help) + " (" + t.unit + ")",
                            [i](const Config& c) -> uint64_t { return c.detect.thresholds.v[i]; },
                            [i](Config& c, uint64_t x) { c.detect.thresholds.v[i] = static_cast<uint32_t>(x); }});
         }
+
+        Param mode{"mitigation.mode", Kind::string, 0, 0,
+                   "monitor: the rules count and alert, nothing is dropped (a tap or SPAN port). inline: ports "
+                   "in pairs (0 <-> 1, 2 <-> 3, ...), a bump in the wire: packets are forwarded with TX bursts "
+                   "or dropped as the rules say",
+                   nullptr, nullptr};
+        mode.allowed = {"monitor", "inline"};
+        mode.get_text = [](const Config& c) { return std::string(c.inline_mode ? "inline" : "monitor"); };
+        mode.set_text = [](Config& c, const std::string& s) { c.inline_mode = s == "inline"; };
+        out.push_back(std::move(mode));
+        out.push_back(uint_param("mitigation.payload_bytes", &Config::payload_bytes, 1, 65535,
+                                 "Payload bytes of each direction of a connection scanned by payload rules"));
+        out.push_back(uint_param("mitigation.source_buckets", &Config::source_buckets, 16, 1048576,
+                                 "Token buckets of each `per: source` rate_limit rule, per worker (power of two, "
+                                 "16 bytes each); sources whose hashes collide share one"));
+
+        out.push_back(string_param("exports.metrics_listen", &Config::metrics_listen, "ADDR:PORT, [IPv6]:PORT or off",
+                                   check_listen,
+                                   "Prometheus metrics at http://ADDR:PORT/metrics (quote the IPv6 form: \"[::1]:9750\"); "
+                                   "\"\": 127.0.0.1:9750 live, off in a capture replay (--metrics-listen overrides)"));
+        out.push_back(string_param("exports.ctl_socket", &Config::ctl_socket, "an absolute path or off",
+                                   check_socket_path,
+                                   "Control socket for stateline-ctl; \"\": the default path (--ctl-socket overrides)"));
+        out.push_back(string_param("exports.alerts", &Config::alerts_path, "a file path", no_line_breaks,
+                                   "File for alert events as JSON lines (docs/alerts.md); \"\": none (--alerts "
+                                   "overrides)"));
+        out.push_back(string_param("exports.stats", &Config::stats_path, "a file path", no_line_breaks,
+                                   "File for one JSON line of aggregates per stats interval; \"\": none (--stats "
+                                   "overrides)"));
         return out;
     }();
     return v;
@@ -83,6 +173,14 @@ std::string at(const std::string& name, const YAML::Mark& m) {
 }
 
 bool is_power_of_two(uint64_t v) { return v && !(v & (v - 1)); }
+
+// What a string parameter accepts, in words: "one of monitor, inline" or its validator's text.
+std::string expected_text(const Param& p) {
+    if (p.allowed.empty()) return p.expected;
+    std::string s = "one of ";
+    for (size_t i = 0; i < p.allowed.size(); ++i) s += (i ? ", " : "") + p.allowed[i];
+    return s;
+}
 
 // An unsigned integer in [min, max]; what names it in errors ("'rx.burst'").
 std::optional<uint64_t> parse_uint(const std::string& what, const YAML::Node& v, uint64_t min, uint64_t max,
@@ -265,7 +363,7 @@ LoadResult load_node(const YAML::Node& root, const std::string& name) {
             return;
         }
         const Param& p = *it->second;
-        if (p.is_bool) {
+        if (p.kind == Kind::boolean) {
             // true/false only: YAML 1.1's yes/no/on/off are too easy to misread.
             const std::string s = v.IsScalar() ? v.Scalar() : "";
             if (s != "true" && s != "false") {
@@ -274,6 +372,30 @@ LoadResult load_node(const YAML::Node& root, const std::string& name) {
                 return;
             }
             p.set(r.config, s == "true");
+        } else if (p.kind == Kind::string) {
+            if (!v.IsScalar()) {
+                // A key with no value: its null has no place of its own, so name the key's.
+                std::string hint;
+                if (v.IsNull()) hint = " (\"\" for the default)";
+                else if (v.IsSequence() && p.allowed.empty()) hint = " (YAML reads [...] as a list: quote the value)";
+                r.errors.push_back({at(name, v.IsNull() ? k.Mark() : v.Mark()),
+                                    "'" + path + "' expects a string: " + expected_text(p) + hint});
+                return;
+            }
+            const std::string s = v.Scalar();
+            if (!p.allowed.empty()) {
+                if (std::find(p.allowed.begin(), p.allowed.end(), s) == p.allowed.end()) {
+                    r.errors.push_back({at(name, v.Mark()), "'" + path + "' expects " + expected_text(p) + ", got '" + s + "'"});
+                    return;
+                }
+            } else if (p.validate) {
+                if (const std::string why = p.validate(s); !why.empty()) {
+                    r.errors.push_back({at(name, v.Mark()), "'" + path + "' = '" + s + "': " + why + "; expected " +
+                                                                expected_text(p)});
+                    return;
+                }
+            }
+            p.set_text(r.config, s);
         } else {
             auto x = parse_uint("'" + path + "'", v, p.min, p.max, name, r.errors);
             if (!x) return;
@@ -304,13 +426,22 @@ LoadResult load_node(const YAML::Node& root, const std::string& name) {
     load_groups(groups, name, r);
 
     // The rules: list (absent or empty: none), compiled here so a config that loads is one the
-    // workers can run; its errors join the others, each with its place.
-    auto rl = rules::load_rules(rules_list, name);
+    // workers can run; its errors join the others, each with its place. After every parameter,
+    // wherever rules: sits: the mitigation: section gives its options.
+    rules::Options opt;
+    opt.scan_limit = r.config.payload_bytes;
+    // Not a power of two is reported below, once: compile with the default meanwhile.
+    if (is_power_of_two(r.config.source_buckets)) opt.source_buckets = r.config.source_buckets;
+    auto rl = rules::load_rules(rules_list, name, opt);
     for (auto& e : rl.errors) r.errors.push_back({std::move(e.where), std::move(e.what)});
     r.config.rules = std::move(rl.set);
 
     // Cross-field rules.
     auto where = [&](const char* path) { return where_set.count(path) ? where_set[path] : name; };
+    if (!is_power_of_two(r.config.source_buckets))
+        r.errors.push_back({where("mitigation.source_buckets"), "'mitigation.source_buckets' = " +
+                                                                    std::to_string(r.config.source_buckets) +
+                                                                    " must be a power of two (buckets are found by masking the hash)"});
     if (!is_power_of_two(r.config.worker_ring))
         r.errors.push_back({where("rx.worker_ring"), "'rx.worker_ring' = " + std::to_string(r.config.worker_ring) +
                                       " must be a power of two (rte_ring)"});
@@ -355,11 +486,220 @@ const std::vector<ParamInfo>& parameters() {
     static const std::vector<ParamInfo> v = [] {
         std::vector<ParamInfo> out;
         const Config d;
-        for (const auto& p : params())
-            out.push_back({p.path, p.is_bool ? "bool" : "uint", p.min, p.max, p.get(d), p.help, p.get});
+        for (const auto& p : params()) {
+            ParamInfo i;
+            i.path = p.path;
+            i.help = p.help;
+            i.min = p.min;
+            i.max = p.max;
+            if (p.kind == Kind::string) {
+                i.type = "string";
+                i.default_value = 0;
+                i.value = [](const Config&) -> uint64_t { return 0; };
+                i.text = p.get_text;
+                i.allowed = p.allowed;
+                i.expected = p.expected;
+            } else {
+                const bool b = p.kind == Kind::boolean;
+                i.type = b ? "bool" : "uint";
+                i.default_value = p.get(d);
+                i.value = p.get;
+                auto get = p.get;
+                i.text = b ? std::function<std::string(const Config&)>(
+                                 [get](const Config& c) { return std::string(get(c) ? "true" : "false"); })
+                           : [get](const Config& c) { return std::to_string(get(c)); };
+            }
+            i.default_text = i.text(d);
+            out.push_back(std::move(i));
+        }
         return out;
     }();
     return v;
+}
+
+namespace {
+
+// A table cell: no '|' nor line break may end it early.
+std::string cell(const std::string& s) {
+    std::string out;
+    for (char c : s) {
+        if (c == '|') out += "\\|";
+        else if (c == '\n') out += ' ';
+        else out += c;
+    }
+    return out;
+}
+
+std::string code(const std::string& s) { return "`" + (s.empty() ? std::string("\"\"") : s) + "`"; }
+
+struct Section {
+    const char* name;  // "" for the top level
+    const char* intro;
+};
+
+// Every section of params(), in the order of conf/stateline.yaml.
+const Section kSections[] = {
+    {"", "Top-level parameters."},
+    {"rx", "Packet reception: bursts, descriptors and the mbuf pool."},
+    {"conn_log", "Connection records handed by each worker to the control core, which writes the connection log "
+                 "(--conn-log)."},
+    {"flow_table", "The per-worker table of tracked connections, preallocated at start (about 139 bytes per entry)."},
+    {"timeouts", "Idle timeouts in seconds, by connection state. A connection whose state times out is removed "
+                 "(and logged) the next time the expiry clock or a packet of its flow finds it."},
+    {"stats", "Aggregates of every worker, for Prometheus, DPDK telemetry, stateline-ctl and --stats."},
+    {"exports", "Where Stateline publishes what it sees. `\"\"` means the default; the command-line option named "
+                "with each one overrides it."},
+    {"detect", "Detection of floods, scans and injected resets over the tracked connections (docs/alerts.md)."},
+    {"thresholds", "Thresholds of the default group: every address outside the `groups:` below. A detector fires "
+                   "when all its conditions hold over one detection interval. Rates are per second, shares in "
+                   "percent (0..100)."},
+    {"mitigation", "How the `rules:` below act on the traffic."},
+};
+
+std::string section_of(const std::string& path) {
+    const size_t dot = path.find('.');
+    return dot == std::string::npos ? std::string() : path.substr(0, dot);
+}
+
+std::string range_of(const Param& p) {
+    switch (p.kind) {
+        case Kind::uint: return std::to_string(p.min) + ".." + std::to_string(p.max);
+        case Kind::boolean: return "`true`, `false`";
+        case Kind::string:
+            if (p.allowed.empty()) return p.expected;
+            {
+                std::string s;
+                for (size_t i = 0; i < p.allowed.size(); ++i) s += (i ? ", " : "") + code(p.allowed[i]);
+                return s;
+            }
+    }
+    return {};
+}
+
+}  // namespace
+
+std::string reference_markdown() {
+    std::string md;
+    md += "# Configuration reference\n"
+          "\n"
+          "<!-- Generated from the schema in lib/config/config.cpp by config::reference_markdown(): do not edit.\n"
+          "     Regenerate with STATELINE_UPDATE_DOCS=1 build/tests/unit/test_config. -->\n"
+          "\n"
+          "Stateline reads one YAML file, named with `--config FILE`. A key left out takes its default, and\n"
+          "without `--config` every parameter has its default: exactly what\n"
+          "[conf/stateline.yaml](../conf/stateline.yaml) says, the annotated canonical file (copy it and\n"
+          "change what you need).\n"
+          "\n"
+          "**Validation.** Check a file with `stateline-rules check FILE` (the `rules:` list is compiled too,\n"
+          "Hyperscan patterns included). Every error is reported at once, each as `file:line:col: what`, and\n"
+          "Stateline starts only from a file with none. Unknown keys are errors, so a typo never silently\n"
+          "keeps a default; booleans are `true` or `false` only.\n"
+          "\n"
+          "**Reload.** `stateline-ctl reload` (or SIGHUP) re-reads the file named at start. The `thresholds`\n"
+          "section, `detect.hold_down`, `detect.warmup`, the `groups:` list and the `rules:` list apply live;\n"
+          "every other change needs a restart, and the reload names each change and whether it applied. A\n"
+          "file with errors changes nothing.\n";
+
+    md += "\n## Parameters\n";
+    for (const auto& sec : kSections) {
+        md += std::string("\n### ") + (sec.name[0] ? std::string("`") + sec.name + "`" : std::string("Top level")) +
+              "\n\n" + sec.intro + "\n\n";
+        md += "| Parameter | Type | Default | Range or values | Meaning |\n";
+        md += "|---|---|---|---|---|\n";
+        const Config d;
+        for (const auto& p : params()) {
+            if (section_of(p.path) != sec.name) continue;
+            const std::string type = p.kind == Kind::uint ? "uint" : p.kind == Kind::boolean ? "bool" : "string";
+            const std::string def = p.kind == Kind::string    ? p.get_text(d)
+                                    : p.kind == Kind::boolean ? std::string(p.get(d) ? "true" : "false")
+                                                              : std::to_string(p.get(d));
+            md += "| `" + p.path + "` | " + type + " | " + code(def) + " | " + cell(range_of(p)) + " | " +
+                  cell(p.help) + " |\n";
+        }
+    }
+
+    md += "\n## The `groups:` list\n"
+          "\n"
+          "Groups of prefixes with their own thresholds: victims inside a group, and scanning sources inside\n"
+          "it, are judged by them. The most specific prefix over all groups decides; a prefix may be in one\n"
+          "group only. No groups (the default): the `thresholds` section judges every address.\n"
+          "\n"
+          "| Key | Meaning |\n"
+          "|---|---|\n"
+          "| `name` | Required, unique: letters, digits, `_`, `.`, `-` (`default` is reserved for the `thresholds` section) |\n"
+          "| `prefixes` | Required, a non-empty list: `192.0.2.0/24`, `2001:db8:80::/48`; a bare address is a host (/32, /128) |\n"
+          "| `thresholds` | A mapping of `thresholds.*` names to values; a group starts from the file's `thresholds` section and sets those it names |\n"
+          "\n"
+          "```yaml\n"
+          "groups:\n"
+          "  - name: web\n"
+          "    prefixes: [192.0.2.0/24, \"2001:db8:80::/48\"]\n"
+          "    thresholds:\n"
+          "      syn_flood_rate: 20000\n"
+          "      half_open_count: 1024\n"
+          "```\n";
+
+    std::string alert_types;
+    for (unsigned i = 0; i < detect::kAlertTypeCount; ++i)
+        alert_types += std::string(i ? ", " : "") + "`" + detect::alert_type_name(static_cast<detect::AlertType>(i)) + "`";
+
+    md += "\n## The `rules:` list\n"
+          "\n"
+          "Mitigation rules, validated and compiled (one Hyperscan database for every payload pattern) when the\n"
+          "file loads. A rule is **match -> action**. Each TCP segment is tried against the rules in file\n"
+          "order and the **first rule that matches decides**. A rule matches when every condition under\n"
+          "`match:` holds; a condition left out matches anything. No rules (the default): nothing is matched.\n"
+          "At most " + std::to_string(rules::kMaxRules) + " rules. `mitigation.mode` says whether drops are enforced (`inline`) or only\n"
+          "counted (`monitor`).\n"
+          "\n"
+          "```yaml\n"
+          "rules:\n"
+          "  - name: syn-flood-unverified\n"
+          "    match:\n"
+          "      dst: 192.0.2.0/24\n"
+          "      dst_port: [80, 443, 8000-8080]\n"
+          "      flags: SYN\n"
+          "      victim_of: syn_flood\n"
+          "      src_verified: false\n"
+          "    action: drop\n"
+          "  - name: no-admin\n"
+          "    match:\n"
+          "      dst_port: 80\n"
+          "      payload: \"^(GET|POST) /admin\"\n"
+          "      nocase: true\n"
+          "    action: drop\n"
+          "  - name: ssh-per-source\n"
+          "    match:\n"
+          "      src: [198.51.100.0/24]\n"
+          "      dst_port: 22\n"
+          "      flags: SYN\n"
+          "    action: rate_limit\n"
+          "    rate: 20\n"
+          "    burst: 40\n"
+          "    per: source\n"
+          "```\n"
+          "\n"
+          "| Key | Meaning |\n"
+          "|---|---|\n"
+          "| `name` | Required, unique: letters, digits, `_`, `.`, `-`; names the rule in errors, counters and alerts |\n"
+          "| `match.src`, `match.dst` | A prefix or a list of prefixes (`198.51.100.0/24`, `2001:db8::/32`; a bare address is a host) |\n"
+          "| `match.dst_port` | A port, a range or a list of them: `80`, `8000-8080`, `[80, 443, 8000-8080]` |\n"
+          "| `match.flags` | `SYN`: the named bits set and FIN, SYN, RST, ACK (plus those named) clear otherwise: a pure SYN, ECN bits allowed, not a SYN-ACK. `SYN/SYN,ACK` gives the mask explicitly; `none/...` matches NULL probes. Flags: FIN, SYN, RST, PSH, ACK, URG, ECE, CWR |\n"
+          "| `match.state` | Connection class: `new` (the segment that created the connection's entry), `half_open`, `established`, `closing` (FIN or RST seen), `any`; a list matches any of them |\n"
+          "| `match.victim_of` | An alert type or a list of them, active on the destination: " + alert_types + " |\n"
+          "| `match.src_verified` | `true` or `false`: the source completed a TCP handshake recently (detection's verified sources); needs `detect.enabled` |\n"
+          "| `match.payload` | A Hyperscan pattern over the first `mitigation.payload_bytes` bytes of payload of each direction of a connection |\n"
+          "| `match.nocase` | `true`: the payload pattern ignores case (needs `payload`) |\n"
+          "| `action` | Required: `alert` (counted and raised, the packet passes), `drop`, `rate_limit` (a token bucket), `allow` (stops evaluation: an exception before broader rules) |\n"
+          "| `rate` | Packets per second, 1..1000000000: required by `rate_limit`, refused with another action |\n"
+          "| `burst` | Bucket depth, packets (default: `rate`); `rate_limit` only |\n"
+          "| `per` | `rule` (default: one bucket for the rule) or `source` (`mitigation.source_buckets` buckets indexed by a hash of the source address; colliding sources share one); `rate_limit` only |\n"
+          "\n"
+          "Token buckets refill from the packet clock, so a capture replay is deterministic. RSS spreads a\n"
+          "rule over the workers, so each worker gets `rate / workers` and `burst / workers` (at least 1).\n"
+          "`stateline-rules test FILE --pcap CAPTURE` replays a capture through the rules offline, per rule\n"
+          "(lib/rules/README.md).\n";
+    return md;
 }
 
 std::string format_errors(const std::vector<Error>& errors) {

@@ -55,6 +55,18 @@ struct Config {
     // Config and every worker may share it; a reload loads a new Config, hence a new set.
     // Null (a default Config, or a load with errors) or empty: no rules.
     std::shared_ptr<const rules::RuleSet> rules;
+
+    // Mitigation: section mitigation:. The rules above are compiled with payload_bytes and
+    // source_buckets (rules::Options::scan_limit and ::source_buckets; the defaults are theirs).
+    bool inline_mode = false;        // mitigation.mode: false = monitor (alert only), true = inline
+    uint32_t payload_bytes = 256;    // payload bytes of each direction scanned by payload rules
+    uint32_t source_buckets = 4096;  // token buckets per `per: source` rule (power of two)
+
+    // Exports: section exports:. Empty means the default (the command line's options override).
+    std::string metrics_listen;  // ADDR:PORT, [IPv6]:PORT or "off"; "": 127.0.0.1:9750 live, off in a replay
+    std::string ctl_socket;      // absolute path or "off"; "": the default path (src/ctl_path.hpp)
+    std::string alerts_path;     // alert JSON lines (--alerts); "": none
+    std::string stats_path;      // aggregates, one JSON line per interval (--stats); "": none
 };
 
 struct Error {
@@ -78,13 +90,24 @@ LoadResult load_string(const std::string& text, const std::string& name = "<stri
 // thresholds are the thresholds.* entries.
 struct ParamInfo {
     std::string path;      // e.g. "flow_table.capacity"
-    std::string type;      // "uint" or "bool" (min 0, max 1)
+    std::string type;      // "uint", "bool" (min 0, max 1) or "string" (min = max = 0)
     uint64_t min, max;
-    uint64_t default_value;
+    uint64_t default_value;  // 0 for a string
     std::string help;
-    std::function<uint64_t(const Config&)> value;  // reads it from a Config (bool: 0 or 1)
+    std::function<uint64_t(const Config&)> value;  // reads it from a Config (bool: 0 or 1; string: 0)
+    // Every parameter as text: uint in decimal, bool true/false, a string as it is.
+    std::string default_text;
+    std::function<std::string(const Config&)> text;
+    // A string: the values it may take (empty: any the validator accepts) ...
+    std::vector<std::string> allowed;
+    // ... or what the validator accepts, in words ("ADDR:PORT, [IPv6]:PORT or off").
+    std::string expected;
 };
 const std::vector<ParamInfo>& parameters();
+
+// The Markdown reference of the configuration (docs/config.md), rendered from the schema: every
+// parameter by section, then the groups: and rules: lists. A unit test keeps docs/config.md equal.
+std::string reference_markdown();
 
 // Renders errors one per line: "file:line:col: what".
 std::string format_errors(const std::vector<Error>& errors);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <sstream>
@@ -95,7 +96,10 @@ TEST(Config, CanonicalFileEqualsBuiltInDefaults) {
     auto r = load_file(kCanonical);
     ASSERT_TRUE(r.ok()) << format_errors(r.errors);
     // Every parameter (detect.* and thresholds.* included) at its built-in default.
-    for (const auto& p : parameters()) EXPECT_EQ(p.value(r.config), p.default_value) << p.path;
+    for (const auto& p : parameters()) {
+        EXPECT_EQ(p.value(r.config), p.default_value) << p.path;
+        EXPECT_EQ(p.text(r.config), p.default_text) << p.path;
+    }
     EXPECT_TRUE(r.config.detect.groups.empty());
     EXPECT_TRUE(!r.config.rules || r.config.rules->size() == 0) << "rules: is commented out";
 }
@@ -168,6 +172,24 @@ TEST(Config, ParametersListDetectionWithTheirTypes) {
         }
     }
     EXPECT_NE(by_path["thresholds.syn_flood_rate"].help.find("(SYN/s)"), std::string::npos);
+}
+
+TEST(Config, EveryParameterHasATextForm) {
+    const Config d;
+    for (const auto& p : parameters()) {
+        ASSERT_TRUE(p.text) << p.path;
+        EXPECT_EQ(p.text(d), p.default_text) << p.path;
+        if (p.type == "uint") {
+            EXPECT_EQ(p.default_text, std::to_string(p.default_value)) << p.path;
+        } else if (p.type == "bool") {
+            EXPECT_EQ(p.default_text, p.default_value ? "true" : "false") << p.path;
+        } else {
+            ASSERT_EQ(p.type, "string") << p.path;
+            EXPECT_EQ(p.default_value, 0u) << p.path;
+            EXPECT_EQ(p.value(d), 0u) << p.path;
+            EXPECT_NE(p.allowed.empty(), p.expected.empty()) << p.path << ": allowed values or a validator";
+        }
+    }
 }
 
 TEST(Config, EmptyDocumentMeansDefaults) {
@@ -339,6 +361,285 @@ TEST(ConfigRules, CanonicalRulesExampleIsValid) {
     EXPECT_EQ(r.config.rules->spec(2).action, rules::Action::rate_limit);
     EXPECT_EQ(r.config.rules->spec(2).per, rules::Per::source);
     EXPECT_TRUE(r.config.rules->has_payload_rules());
+}
+
+// ---------------------------------------------------------------------------------------------
+// mitigation: and exports: (string parameters)
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+const ParamInfo& param(const std::string& path) {
+    for (const auto& p : parameters())
+        if (p.path == path) return p;
+    static const ParamInfo none{};
+    ADD_FAILURE() << "no parameter " << path;
+    return none;
+}
+
+// The errors of `text` as one string, and their count.
+std::string errors_of(const std::string& text, size_t& count, const std::string& name = "e.yaml") {
+    auto r = load_string(text, name);
+    count = r.errors.size();
+    return format_errors(r.errors);
+}
+
+}  // namespace
+
+TEST(ConfigMitigation, Defaults) {
+    auto r = load_string("");
+    ASSERT_TRUE(r.ok());
+    EXPECT_FALSE(r.config.inline_mode);
+    EXPECT_EQ(r.config.payload_bytes, 256u);
+    EXPECT_EQ(r.config.source_buckets, 4096u);
+    // The defaults are lib/rules' own.
+    EXPECT_EQ(Config{}.payload_bytes, rules::Options{}.scan_limit);
+    EXPECT_EQ(Config{}.source_buckets, rules::Options{}.source_buckets);
+
+    const auto& mode = param("mitigation.mode");
+    EXPECT_EQ(mode.type, "string");
+    EXPECT_EQ(mode.default_text, "monitor");
+    EXPECT_EQ(mode.allowed, (std::vector<std::string>{"monitor", "inline"}));
+    const auto& pb = param("mitigation.payload_bytes");
+    EXPECT_EQ(pb.type, "uint");
+    EXPECT_EQ(pb.min, 1u);
+    EXPECT_EQ(pb.max, 65535u);
+    EXPECT_EQ(pb.default_value, 256u);
+    EXPECT_EQ(pb.default_text, "256");
+    const auto& sb = param("mitigation.source_buckets");
+    EXPECT_EQ(sb.min, 16u);
+    EXPECT_EQ(sb.max, 1048576u);
+    EXPECT_EQ(sb.default_value, 4096u);
+}
+
+TEST(ConfigMitigation, GoodValues) {
+    auto r = load_string("mitigation:\n  mode: inline\n  payload_bytes: 65535\n  source_buckets: 16\n");
+    ASSERT_TRUE(r.ok()) << format_errors(r.errors);
+    EXPECT_TRUE(r.config.inline_mode);
+    EXPECT_EQ(r.config.payload_bytes, 65535u);
+    EXPECT_EQ(r.config.source_buckets, 16u);
+    EXPECT_EQ(param("mitigation.mode").text(r.config), "inline");
+    EXPECT_EQ(param("mitigation.payload_bytes").text(r.config), "65535");
+    r = load_string("mitigation:\n  mode: monitor\n  payload_bytes: 1\n  source_buckets: 1048576\n");
+    ASSERT_TRUE(r.ok()) << format_errors(r.errors);
+    EXPECT_FALSE(r.config.inline_mode);
+    EXPECT_EQ(r.config.payload_bytes, 1u);
+    EXPECT_EQ(r.config.source_buckets, 1048576u);
+}
+
+TEST(ConfigMitigation, ModeErrorListsTheAllowedValues) {
+    size_t n = 0;
+    std::string all = errors_of("mitigation:\n  mode: bridge\n", n);
+    EXPECT_EQ(n, 1u) << all;
+    EXPECT_EQ(all, "e.yaml:2:9: 'mitigation.mode' expects one of monitor, inline, got 'bridge'\n");
+    // Case matters, and a list is not a string.
+    all = errors_of("mitigation:\n  mode: Inline\n", n);
+    EXPECT_EQ(all, "e.yaml:2:9: 'mitigation.mode' expects one of monitor, inline, got 'Inline'\n");
+    all = errors_of("mitigation:\n  mode: [inline]\n", n);
+    EXPECT_EQ(all, "e.yaml:2:9: 'mitigation.mode' expects a string: one of monitor, inline\n");
+    all = errors_of("mitigation:\n  mode:\n", n);
+    EXPECT_EQ(n, 1u) << all;
+    EXPECT_NE(all.find("e.yaml:2:3: "), std::string::npos) << all;
+    EXPECT_NE(all.find("'mitigation.mode' expects a string: one of monitor, inline (\"\" for the default)"),
+              std::string::npos) << all;
+}
+
+TEST(ConfigMitigation, NumberErrors) {
+    size_t n = 0;
+    std::string all = errors_of(
+        "mitigation:\n"
+        "  payload_bytes: 0\n"         // line 2: below 1
+        "  source_buckets: 8\n",       // line 3: below 16
+        n);
+    EXPECT_EQ(n, 2u) << all;
+    EXPECT_NE(all.find("e.yaml:2:18: 'mitigation.payload_bytes' = 0 is out of range [1, 65535]"), std::string::npos) << all;
+    EXPECT_NE(all.find("e.yaml:3:19: 'mitigation.source_buckets' = 8 is out of range [16, 1048576]"), std::string::npos) << all;
+    all = errors_of("mitigation:\n  payload_bytes: 65536\n  source_buckets: 2097152\n", n);
+    EXPECT_EQ(n, 2u) << all;
+    EXPECT_NE(all.find("e.yaml:2:18: 'mitigation.payload_bytes' = 65536 is out of range [1, 65535]"), std::string::npos) << all;
+    EXPECT_NE(all.find("e.yaml:3:19: 'mitigation.source_buckets' = 2097152 is out of range"), std::string::npos) << all;
+    // In range but not a power of two: a cross-field error at its place, once (not again from lib/rules).
+    all = errors_of("mitigation:\n  source_buckets: 1000\nrules:\n  - name: a\n    action: rate_limit\n    rate: 5\n    per: source\n", n);
+    EXPECT_EQ(n, 1u) << all;
+    EXPECT_EQ(all, "e.yaml:2:19: 'mitigation.source_buckets' = 1000 must be a power of two (buckets are found by masking the hash)\n");
+}
+
+TEST(ConfigMitigation, OptionsReachTheCompiledRules) {
+    // mitigation: after rules: still applies to them.
+    auto r = load_string(
+        "rules:\n"
+        "  - name: p\n"
+        "    match:\n"
+        "      payload: \"GET /admin\"\n"
+        "    action: drop\n"
+        "mitigation:\n"
+        "  payload_bytes: 1500\n"
+        "  source_buckets: 65536\n");
+    ASSERT_TRUE(r.ok()) << format_errors(r.errors);
+    ASSERT_TRUE(r.config.rules);
+    EXPECT_EQ(r.config.rules->options().scan_limit, 1500u);
+    EXPECT_EQ(r.config.rules->options().source_buckets, 65536u);
+    // And before it.
+    r = load_string("mitigation:\n  payload_bytes: 64\n  source_buckets: 32\nrules:\n  - name: a\n    action: alert\n");
+    ASSERT_TRUE(r.ok()) << format_errors(r.errors);
+    ASSERT_TRUE(r.config.rules);
+    EXPECT_EQ(r.config.rules->options().scan_limit, 64u);
+    EXPECT_EQ(r.config.rules->options().source_buckets, 32u);
+    // Defaults without a mitigation: section.
+    r = load_string("rules:\n  - name: a\n    action: alert\n");
+    ASSERT_TRUE(r.ok()) << format_errors(r.errors);
+    ASSERT_TRUE(r.config.rules);
+    EXPECT_EQ(r.config.rules->options().scan_limit, 256u);
+    EXPECT_EQ(r.config.rules->options().source_buckets, 4096u);
+}
+
+TEST(ConfigExports, Defaults) {
+    auto r = load_string("");
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.config.metrics_listen, "");
+    EXPECT_EQ(r.config.ctl_socket, "");
+    EXPECT_EQ(r.config.alerts_path, "");
+    EXPECT_EQ(r.config.stats_path, "");
+    for (const char* path : {"exports.metrics_listen", "exports.ctl_socket", "exports.alerts", "exports.stats"}) {
+        const auto& p = param(path);
+        EXPECT_EQ(p.type, "string") << path;
+        EXPECT_EQ(p.default_text, "") << path;
+        EXPECT_TRUE(p.allowed.empty()) << path;
+        EXPECT_FALSE(p.expected.empty()) << path;
+    }
+    EXPECT_EQ(param("exports.metrics_listen").expected, "ADDR:PORT, [IPv6]:PORT or off");
+}
+
+TEST(ConfigExports, GoodValues) {
+    for (const char* v : {"127.0.0.1:9750", "0.0.0.0:1", "localhost:65535", "[::1]:9750", "[2001:db8::5]:80", "off", ""}) {
+        // Quoted: unquoted, [::1]:9750 would be a YAML list.
+        auto r = load_string(std::string("exports:\n  metrics_listen: \"") + v + "\"\n");
+        ASSERT_TRUE(r.ok()) << v << ": " << format_errors(r.errors);
+        EXPECT_EQ(r.config.metrics_listen, v);
+        EXPECT_EQ(param("exports.metrics_listen").text(r.config), r.config.metrics_listen);
+    }
+    auto r = load_string(
+        "exports:\n"
+        "  ctl_socket: /run/stateline/other.sock\n"
+        "  alerts: /var/log/stateline/alerts.json\n"
+        "  stats: stats.jsonl\n");
+    ASSERT_TRUE(r.ok()) << format_errors(r.errors);
+    EXPECT_EQ(r.config.ctl_socket, "/run/stateline/other.sock");
+    EXPECT_EQ(r.config.alerts_path, "/var/log/stateline/alerts.json");
+    EXPECT_EQ(r.config.stats_path, "stats.jsonl");  // relative to the working directory, as --stats
+    EXPECT_EQ(param("exports.alerts").text(r.config), "/var/log/stateline/alerts.json");
+    EXPECT_TRUE(load_string("exports:\n  ctl_socket: off\n").config.ctl_socket == "off");
+}
+
+TEST(ConfigExports, BadValuesWithTheirPlacesAndWhatWasExpected) {
+    const char* text =
+        "exports:\n"
+        "  metrics_listen: 127.0.0.1\n"        // line 2: no port
+        "  ctl_socket: run/stateline.sock\n"   // line 3: relative
+        "  alerts: [a, b]\n"                   // line 4: not a string
+        "  stats: \"a\\nb\"\n"                 // line 5: a line break
+        "  statz: x\n";                        // line 6: typo
+    auto r = load_string(text, "x.yaml");
+    const std::string all = format_errors(r.errors);
+    EXPECT_EQ(r.errors.size(), 5u) << all;
+    for (const char* want : {
+             "x.yaml:2:19: 'exports.metrics_listen' = '127.0.0.1': no ':PORT'; expected ADDR:PORT, [IPv6]:PORT or off",
+             "x.yaml:3:15: 'exports.ctl_socket' = 'run/stateline.sock': a relative path",
+             "; expected an absolute path or off",
+             "x.yaml:4:11: 'exports.alerts' expects a string: a file path",
+             "x.yaml:5:10: 'exports.stats' = 'a\nb': holds a line break; expected a file path",
+             "x.yaml:6:3: unknown parameter 'exports.statz'",
+         })
+        EXPECT_NE(all.find(want), std::string::npos) << "missing: " << want << "\n" << all;
+}
+
+TEST(ConfigExports, UnquotedIPv6ListenIsAListAndSaysSo) {
+    size_t n = 0;
+    const std::string all = errors_of("exports:\n  metrics_listen: [::1]:9750\n", n);
+    // YAML itself may refuse it; if it parses, it is a list and the error says to quote it.
+    ASSERT_EQ(n, 1u) << all;
+    EXPECT_EQ(all.rfind("e.yaml:2:", 0), 0u) << all;
+    if (all.find("YAML syntax") == std::string::npos) {
+        EXPECT_NE(all.find("quote the value"), std::string::npos) << all;
+    }
+}
+
+TEST(ConfigExports, MetricsListenSyntax) {
+    auto why = [](const std::string& v) {
+        auto r = load_string("exports:\n  metrics_listen: \"" + v + "\"\n", "m.yaml");
+        EXPECT_EQ(r.errors.size(), 1u) << v << ": " << format_errors(r.errors);
+        if (r.errors.empty()) return std::string();
+        EXPECT_EQ(r.errors[0].where, "m.yaml:2:19") << v;
+        EXPECT_NE(r.errors[0].what.find("expected ADDR:PORT, [IPv6]:PORT or off"), std::string::npos) << r.errors[0].what;
+        return r.errors[0].what;
+    };
+    EXPECT_NE(why(":9750").find("no address before the port"), std::string::npos);
+    EXPECT_NE(why("[]:9750").find("no address before the port"), std::string::npos);
+    EXPECT_NE(why("127.0.0.1:0").find("the port '0' is not a number from 1 to 65535"), std::string::npos);
+    EXPECT_NE(why("127.0.0.1:65536").find("the port '65536'"), std::string::npos);
+    EXPECT_NE(why("127.0.0.1:http").find("the port 'http'"), std::string::npos);
+    EXPECT_NE(why("127.0.0.1:").find("the port ''"), std::string::npos);
+    EXPECT_NE(why("::1:9750").find("an IPv6 address goes in brackets"), std::string::npos);
+    EXPECT_NE(why("[::1:9750").find("no ']'"), std::string::npos);
+    EXPECT_NE(why("[::1]9750").find("no ':PORT' after the ']'"), std::string::npos);
+    EXPECT_NE(why("Off").find("no ':PORT'"), std::string::npos);
+}
+
+TEST(ConfigExports, CtlSocketMustFitAUnixSocketAddress) {
+    auto r = load_string("exports:\n  ctl_socket: /" + std::string(106, 'a') + "\n");
+    EXPECT_TRUE(r.ok()) << format_errors(r.errors);
+    r = load_string("exports:\n  ctl_socket: /" + std::string(107, 'a') + "\n", "s.yaml");
+    ASSERT_EQ(r.errors.size(), 1u) << format_errors(r.errors);
+    EXPECT_EQ(r.errors[0].where, "s.yaml:2:15");
+    EXPECT_NE(r.errors[0].what.find("longer than a Unix socket path may be (107 bytes)"), std::string::npos);
+}
+
+TEST(ConfigExports, EveryErrorAtOnceAcrossSections) {
+    const char* text =
+        "mitigation:\n"
+        "  mode: tap\n"                    // line 2
+        "exports:\n"
+        "  ctl_socket: ctl.sock\n"         // line 4
+        "rx:\n"
+        "  burst: 65\n";                   // line 6
+    size_t n = 0;
+    const std::string all = errors_of(text, n, "three.yaml");
+    EXPECT_EQ(n, 3u) << all;
+    EXPECT_NE(all.find("three.yaml:2:9: 'mitigation.mode' expects one of monitor, inline, got 'tap'"), std::string::npos) << all;
+    EXPECT_NE(all.find("three.yaml:4:15: 'exports.ctl_socket' = 'ctl.sock': a relative path"), std::string::npos) << all;
+    EXPECT_NE(all.find("three.yaml:6:10: 'rx.burst' = 65 is out of range [1, 64]"), std::string::npos) << all;
+}
+
+// ---------------------------------------------------------------------------------------------
+// docs/config.md, rendered from the schema
+// ---------------------------------------------------------------------------------------------
+
+TEST(ConfigDocs, ReferenceNamesEveryParameterAndList) {
+    const std::string md = reference_markdown();
+    for (const auto& p : parameters()) EXPECT_NE(md.find("| `" + p.path + "` |"), std::string::npos) << p.path;
+    for (const char* want : {"stateline-rules check FILE", "file:line:col", "## The `groups:` list",
+                             "## The `rules:` list", "first rule that matches decides", "`match.src_verified`",
+                             "`match.nocase`", "`rate_limit`", "`per`", "`monitor`, `inline`",
+                             "ADDR:PORT, [IPv6]:PORT or off", "`syn_flood`"})
+        EXPECT_NE(md.find(want), std::string::npos) << want;
+}
+
+TEST(ConfigDocs, DocsConfigMdIsUpToDate) {
+    const char* const path = STATELINE_SOURCE_ROOT "/docs/config.md";
+    const std::string md = reference_markdown();
+    const char* update = std::getenv("STATELINE_UPDATE_DOCS");
+    if (update && std::string(update) == "1") {
+        std::FILE* f = std::fopen(path, "w");
+        ASSERT_TRUE(f) << "cannot write " << path;
+        const size_t written = std::fwrite(md.data(), 1, md.size(), f);
+        ASSERT_EQ(std::fclose(f), 0) << path;
+        ASSERT_EQ(written, md.size()) << path;
+        std::printf("rewrote %s\n", path);
+        return;
+    }
+    EXPECT_TRUE(read_text(path) == md)
+        << "docs/config.md is out of date: run STATELINE_UPDATE_DOCS=1 build/tests/unit/test_config (or meson test "
+           "config) to regenerate it";
 }
 
 // ---------------------------------------------------------------------------------------------
