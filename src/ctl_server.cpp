@@ -34,6 +34,8 @@
 #include "aggregator.hpp"
 #include "config.hpp"
 #include "ctl_path.hpp"
+#include "mitigation.hpp"
+#include "rules.hpp"
 #include "flow_key.hpp"
 #include "flow_table.hpp"
 #include "stats.hpp"
@@ -248,6 +250,10 @@ bool same_groups(const std::vector<detect::Group>& a, const std::vector<detect::
 // What a reload may change while running: the judgement of the detectors, not their memory.
 bool live_param(const std::string& path) {
     return path.rfind("thresholds.", 0) == 0 || path == "detect.hold_down" || path == "detect.warmup";
+}
+// Compiled into the rule set: they change with the rules, at a burst boundary.
+bool rules_param(const std::string& path) {
+    return path == "mitigation.payload_bytes" || path == "mitigation.source_buckets";
 }
 
 }  // namespace
@@ -1101,14 +1107,44 @@ bool Server::Impl::reload(json& result, std::string& error, json& errors) {
         return false;
     }
     const config::Config& next = r.config;
+    // The rules first: the one step that can still fail (memory), so that a failure changes nothing.
+    const bool rules_changed = !rules::RuleSet::same(baseline.rules.get(), next.rules.get());
+    json rules_item;
+    if (rules_changed) {
+        auto fail = [&](const std::string& why) {
+            error = "config '" + path + "': " + why + "; nothing changed, the running config stays";
+            record(false, error);
+            return false;
+        };
+        if (!setup.mitigation) return fail("this Stateline runs no mitigation");
+        if (!setup.aggregator && next.rules)
+            for (size_t i = 0; i < next.rules->size(); ++i) {
+                const auto& rs = next.rules->spec(i);
+                if (rs.victim_of || rs.src_verified >= 0)
+                    return fail("rule '" + rs.name + "' reads detection (" + (rs.victim_of ? "victim_of" : "src_verified") +
+                                ") but detection is off (detect.enabled: false at start)");
+            }
+        std::string why;
+        if (!setup.mitigation->offer(next.rules, why)) return fail(why);
+        const size_t was_n = baseline.rules ? baseline.rules->size() : 0, now_n = next.rules ? next.rules->size() : 0;
+        rules_item = {{"param", "rules"},
+                      {"from", std::to_string(was_n) + " rule(s)"},
+                      {"to", std::to_string(now_n) + " rule(s), generation " + std::to_string(setup.mitigation->generation())}};
+        baseline.rules = next.rules;
+        baseline.payload_bytes = next.payload_bytes;
+        baseline.source_buckets = next.source_buckets;
+    }
     json applied = json::array(), restart = json::array();
+    if (rules_changed) applied.push_back(rules_item);
     for (const auto& p : config::parameters()) {
+        if (rules_param(p.path) && rules_changed) continue;  // part of the rules item
         // By text, so that string parameters are compared too; numbers stay numbers in the JSON.
         const std::string was = p.text(baseline), now = p.text(next);
         if (was == now) continue;
         json item = p.type == "string" ? json{{"param", p.path}, {"from", was}, {"to", now}}
                                        : json{{"param", p.path}, {"from", p.value(baseline)}, {"to", p.value(next)}};
-        if (live_param(p.path) && setup.aggregator) applied.push_back(item);
+        // Rule options with no rules to compile into: nothing to swap, and nothing waits for them.
+        if ((live_param(p.path) && setup.aggregator) || (rules_param(p.path) && setup.mitigation)) applied.push_back(item);
         else restart.push_back(item);
     }
     if (!same_groups(baseline.detect.groups, next.detect.groups)) {
@@ -1140,7 +1176,10 @@ bool Server::Impl::reload(json& result, std::string& error, json& errors) {
     };
     std::string msg = "reloaded '" + path + "': ";
     if (applied.empty() && restart.empty()) msg += "no change";
-    if (!applied.empty()) msg += "applied " + names(applied) + " (from the next detection interval)";
+    if (!applied.empty())
+        msg += "applied " + names(applied) +
+               (rules_changed ? " (rules: from each worker's next burst; thresholds: from the next detection interval)"
+                              : " (from the next detection interval)");
     if (!restart.empty())
         msg += std::string(applied.empty() ? "" : "; ") + "NOT applied, need a restart: " + names(restart) +
                (setup.aggregator ? "" : " (detection is off: thresholds apply only with detect.enabled at start)");

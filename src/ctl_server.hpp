@@ -30,6 +30,7 @@
 namespace stateline {
 struct Worker;
 class SnapshotBoard;
+class Mitigation;
 namespace detect {
 class Aggregator;
 }
@@ -47,6 +48,7 @@ struct ServerSetup {
     const SnapshotBoard* board = nullptr;
     std::vector<Worker*> workers;               // their ConnQuery mailboxes
     detect::Aggregator* aggregator = nullptr;   // null when detection is off
+    Mitigation* mitigation = nullptr;           // a reload offers it the new rules
 };
 
 class Server {

@@ -44,7 +44,9 @@
 #include "dispatcher.hpp"
 #include "flow_table.hpp"
 #include "metrics.hpp"
+#include "mitigation.hpp"
 #include "ports.hpp"
+#include "rules.hpp"
 #include "stats.hpp"
 #include "summary.hpp"
 #include "telemetry.hpp"
@@ -258,6 +260,24 @@ int main(int argc, char** argv) {
         cfg = r.config;
     }
     if (opt.workers) cfg.workers = opt.workers;
+    // Exports named in the config (exports:), unless the command line says otherwise.
+    if (opt.metrics_listen.empty()) opt.metrics_listen = cfg.metrics_listen;
+    if (opt.ctl_socket.empty()) opt.ctl_socket = cfg.ctl_socket;
+    if (opt.alerts_path.empty()) opt.alerts_path = cfg.alerts_path;
+    if (opt.stats_path.empty()) opt.stats_path = cfg.stats_path;
+    // Rules that read detection's state need detection.
+    if (cfg.rules && !cfg.detect.enabled)
+        for (size_t i = 0; i < cfg.rules->size(); ++i) {
+            const auto& r = cfg.rules->spec(i);
+            if (r.victim_of || r.src_verified >= 0)
+                die("rule '" + r.name + "' reads detection (" + (r.victim_of ? "victim_of" : "src_verified") +
+                    ") but detection is off (detect.enabled: false): enable it or drop that condition");
+        }
+    if (capture_mode && cfg.inline_mode) {
+        warn("mitigation.mode is inline, but a capture replay has no port to forward to: the rules run in "
+             "monitor mode (counted as would-drop)");
+        cfg.inline_mode = false;
+    }
 
     // The connection log opens before anything starts, so a bad path fails early and alone.
     ConnSink sink;
@@ -361,6 +381,9 @@ int main(int argc, char** argv) {
         if (nports == 0)
             die("no port found: bind a NIC to vfio-pci (dpdk-devbind.py --bind=vfio-pci 0000:03:00.0) and allow "
                 "it with -a, or give a virtual port with --vdev", 1);
+        if (cfg.inline_mode && nports % 2 != 0)
+            die("mitigation.mode is inline but there are " + std::to_string(nports) +
+                    " ports: inline mode pairs them (0<->1, 2<->3, ...), so give an even number", 2);
         unsigned avail = rte_lcore_count() - 1;
         if (avail == 0)
             die("no worker lcore: the main lcore is the control core, so give at least two lcores (-l 0-1)", 1);
@@ -381,7 +404,8 @@ int main(int argc, char** argv) {
     RTE_ETH_FOREACH_DEV(p) {
         PortInfo pi;
         uint16_t q = capture_mode ? 1 : static_cast<uint16_t>(workers);
-        if (!setup_port(p, q, static_cast<uint16_t>(cfg.rx_descriptors), pool, capture_mode, pi, err)) die(err, 1);
+        uint16_t tq = cfg.inline_mode ? static_cast<uint16_t>(workers) : 1;
+        if (!setup_port(p, q, tq, static_cast<uint16_t>(cfg.rx_descriptors), pool, capture_mode, pi, err)) die(err, 1);
         if (capture_mode) pi.link = caps[ports.size()].link;
         ports.push_back(pi);
     }
@@ -432,7 +456,10 @@ int main(int argc, char** argv) {
             if (!w->ring) die("cannot create " + name + ": " + rte_strerror(rte_errno), 1);
         } else {
             w->input = InputKind::ports;
-            for (const auto& p : ports) w->rxq[w->nb_rxq++] = RxQueue{p.port_id, static_cast<uint16_t>(i), p.link};
+            // Inline, each port forwards to its pair's: 0<->1, 2<->3, ...
+            for (size_t k = 0; k < ports.size(); ++k)
+                w->rxq[w->nb_rxq++] = RxQueue{ports[k].port_id, static_cast<uint16_t>(i), ports[k].link,
+                                              ports[(k ^ 1) < ports.size() ? (k ^ 1) : k].port_id};
         }
         ws.push_back(std::move(w));
     }
@@ -487,6 +514,21 @@ int main(int argc, char** argv) {
             });
     }
 
+    // Mitigation: each worker's rules (and, with detection, the targets of active alerts).
+    Mitigation mitigation([&] {
+        std::vector<Worker*> v;
+        for (auto& w : ws) v.push_back(w.get());
+        return v;
+    }(), verified.get(), cfg.inline_mode);
+    mitigation.install(cfg.rules);
+    if (!capture_mode && cfg.inline_mode) {
+        std::string pairs;
+        for (size_t k = 0; k + 1 < ports.size(); k += 2)
+            pairs += (pairs.empty() ? "" : ", ") + ports[k].name + " <-> " + ports[k + 1].name;
+        std::fprintf(stderr, "stateline: inline mode, forwarding %s; %zu rule(s)\n", pairs.c_str(),
+                     mitigation.current()->size());
+    }
+
     Dispatcher disp;
     uint64_t total_frames = 0;
     if (capture_mode) {
@@ -523,6 +565,7 @@ int main(int argc, char** argv) {
     ctl_setup.board = &board;
     for (auto& w : ws) ctl_setup.workers.push_back(w.get());
     ctl_setup.aggregator = aggregator.get();
+    ctl_setup.mitigation = &mitigation;
     ctl::Server ctl_server(std::move(ctl_setup));
     {
         std::string ctl_err;
@@ -613,6 +656,9 @@ int main(int argc, char** argv) {
         s->running = running;
         s->ports = port_hi;
         if (aggregator) s->detection = aggregator->status();
+        s->mitigation_mode = cfg.inline_mode ? "inline" : "monitor";
+        s->rules = mitigation.stats();
+        s->rules_generation = mitigation.generation();
         board.put(s);
         for (auto& f : on_snapshot) f(*s);
     };
@@ -638,6 +684,7 @@ int main(int argc, char** argv) {
     auto serve = [&] {
         for (auto& w : ws) sink.drain(*w);
         if (aggregator) aggregator->poll();
+        mitigation.poll(aggregator.get());  // victim sets after each judged interval, swaps
         ctl_server.poll();  // stateline-ctl: connection lookups, reloads (bounded, never waits)
         if (!capture_intervals && elapsed() >= next_stats) {
             take_snapshot(true);
@@ -670,6 +717,7 @@ int main(int argc, char** argv) {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     rte_eal_mp_wait_lcore();
+    mitigation.poll(nullptr);  // a swap that reached the workers before they stopped
     const double secs = elapsed();
     if (aggregator) aggregator->finish(capture_mode && !g_run.stop.load() ? "end_of_input" : "shutdown");
     if (tty && capture_mode) print_progress(disp, total_frames, secs, true);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 #include "ports.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include <rte_errno.h>
@@ -35,8 +36,8 @@ rte_mempool* create_pktmbuf_pool(uint32_t n, int socket, std::string& err) {
     return mp;
 }
 
-bool setup_port(uint16_t port, uint16_t rx_queues, uint16_t rx_desc, rte_mempool* pool, bool timestamps,
-                PortInfo& out, std::string& err) {
+bool setup_port(uint16_t port, uint16_t rx_queues, uint16_t tx_wanted, uint16_t rx_desc, rte_mempool* pool,
+                bool timestamps, PortInfo& out, std::string& err) {
     rte_eth_dev_info info{};
     int rc = rte_eth_dev_info_get(port, &info);
     if (rc != 0) {
@@ -74,7 +75,12 @@ bool setup_port(uint16_t port, uint16_t rx_queues, uint16_t rx_desc, rte_mempool
     // Jumbo frames in captures arrive as mbuf chains instead of being dropped by the PMD.
     if (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER) conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
 
-    uint16_t tx_queues = info.max_tx_queues ? 1 : 0;
+    if (tx_wanted > 1 && tx_wanted > info.max_tx_queues) {
+        err = "port " + out.name + " has " + std::to_string(info.max_tx_queues) + " TX queue(s) but inline mode needs " +
+              std::to_string(tx_wanted) + " (one per worker); start fewer workers (lcores)";
+        return false;
+    }
+    uint16_t tx_queues = std::min<uint16_t>(tx_wanted, info.max_tx_queues);
     rc = rte_eth_dev_configure(port, rx_queues, tx_queues, &conf);
     if (rc != 0) {
         err = "port " + out.name + ": configure failed: " + errstr(rc);

@@ -26,10 +26,11 @@ struct PortInfo {
 // Creates the packet pool; mbufs carry a PacketMeta in their private area.
 rte_mempool* create_pktmbuf_pool(uint32_t n, int socket, std::string& err);
 
-// Configures and starts a port with `rx_queues` RX queues (and one TX queue, unused for now).
+// Configures and starts a port with `rx_queues` RX queues and `tx_queues` TX queues (inline
+// mode: one per worker, which forwards into it; otherwise one, unused, where the PMD has any).
 // `timestamps`: ask the PMD to stamp each mbuf (capture replay: net_pcap gives capture time);
 // live, the workers read the TSC once per burst instead, so no per-packet stamping is wanted.
-bool setup_port(uint16_t port, uint16_t rx_queues, uint16_t rx_desc, rte_mempool* pool,
+bool setup_port(uint16_t port, uint16_t rx_queues, uint16_t tx_queues, uint16_t rx_desc, rte_mempool* pool,
                 bool timestamps, PortInfo& out, std::string& err);
 
 // Registered RX timestamp dynamic field, or -1 when no PMD registered one.

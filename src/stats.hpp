@@ -27,6 +27,15 @@ struct PortSnapshot {
     uint64_t ipackets = 0, ibytes = 0, imissed = 0, ierrors = 0, rx_nombuf = 0;
 };
 
+// One mitigation rule's counts, summed over the workers and over the rule sets it was part of
+// (a reload keeps a rule's counts when its name stays).
+struct RuleStat {
+    std::string name;
+    std::string action;  // alert, drop, rate_limit, allow
+    uint64_t hits = 0;   // segments it matched first
+    uint64_t drops = 0;  // of which dropped (inline) or to be dropped (monitor)
+};
+
 struct Snapshot {
     uint64_t seq = 0;              // 1, 2, ...: snapshots taken since the start
     double wall_s = 0;             // Unix time when taken
@@ -43,6 +52,12 @@ struct Snapshot {
     std::vector<std::vector<double>> per_worker_rate;
 
     std::vector<PortSnapshot> ports;
+
+    // Mitigation: "monitor" or "inline", the rules in the running order, and the rule set's
+    // generation (1 at start, +1 per reload that changed the rules and reached every worker).
+    std::string mitigation_mode = "monitor";
+    std::vector<RuleStat> rules;
+    uint64_t rules_generation = 0;
 
     // Detection (null when off): {"active": [...], "started": {type: n}, "top_victims": [...],
     // "top_sources": [...]}.

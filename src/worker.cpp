@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // The worker burst loop, as named stages:
-//   rx -> [parse] -> classify -> lookup (bulk, prefetched) -> track -> free
-// then a bounded housekeeping slice: one expiry step.
+//   rx -> [parse] -> classify -> lookup (bulk, prefetched) -> track + rules -> emit (TX or free)
+// then a bounded housekeeping slice: one expiry step, publications, mailboxes.
 // No locks, allocation, syscalls or logging per packet; the only syscall is sched_yield() after
 // a run of empty polls in capture mode, where workers share cores with the dispatcher.
 #include "worker.hpp"
 
 #include <sched.h>
+
+#include <algorithm>
+#include <cstring>
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
@@ -30,7 +33,7 @@ inline uint32_t to_table_ms(uint64_t ns) { return static_cast<uint32_t>(ns / 1'0
 
 // Stage: account each frame under its outcome and gather the tracked TCP segments.
 inline uint16_t stage_classify(Worker& w, rte_mbuf** pkts, uint16_t n, PacketMeta** tcp,
-                               const flow::FlowKey** keys, uint32_t* hashes) {
+                               const flow::FlowKey** keys, uint32_t* hashes, uint16_t* pos) {
     uint16_t nt = 0;
     uint64_t bytes = 0;
     for (uint16_t i = 0; i < n; ++i) {
@@ -46,6 +49,7 @@ inline uint16_t stage_classify(Worker& w, rte_mbuf** pkts, uint16_t n, PacketMet
         }
         if (m->vlan_depth > 2) [[unlikely]] w.counters.add(counters::Scalar::vlan_deeper_than_key);
         tcp[nt] = m;
+        pos[nt] = i;
         keys[nt] = &m->key;
         hashes[nt] = m->hash;
         ++nt;
@@ -55,9 +59,57 @@ inline uint16_t stage_classify(Worker& w, rte_mbuf** pkts, uint16_t n, PacketMet
     return nt;
 }
 
-// Stage: advance each connection with the TCP tracker. Misses insert; what cannot be inserted
-// is counted. A SYN reusing a tuple in TIME-WAIT closes the old connection and opens a new one.
-inline void stage_track(Worker& w, PacketMeta** tcp, const uint32_t* idx, uint16_t nt) {
+bool is_verified(const void* ctx, const uint8_t* addr) noexcept {
+    return static_cast<const detect::VerifiedSources*>(ctx)->contains(addr);
+}
+
+// The rules on one segment, once the tracker has seen it (e: its entry, kNoEntry when the table
+// had no room; created: this segment made it). Every segment is tracked, dropped or not, so
+// detection keeps seeing the attack that mitigation stops. Returns true to drop the frame.
+inline bool rules_step(Worker& w, rte_mbuf* mb, const PacketMeta& m, uint32_t e, bool created) {
+    rules::PacketView pv = rules::view_of(m);
+    if (e != kNoEntry) {
+        const flow::FlowEntry& fe = w.table->entry(e);
+        pv.state = rules::state_class(created, tcp::Tracker::state_of(fe, flow::Side::lo),
+                                      tcp::Tracker::state_of(fe, flow::Side::hi));
+        pv.stream_offset = tcp::Tracker::stream_offset(fe, m.sender, m.seq);
+    } else {
+        pv.state = rules::state_bit::new_conn;
+    }
+    pv.victims = w.victims;
+    if (w.verified) {
+        pv.verified = is_verified;
+        pv.verified_ctx = w.verified;
+    }
+    if (m.payload_len) {
+        // The captured payload in the first segment of the mbuf (a jumbo chain's tail is not scanned).
+        const uint32_t off = m.payload_off();
+        if (off < mb->data_len) {
+            pv.payload = rte_pktmbuf_mtod(mb, const uint8_t*) + off;
+            pv.payload_len = std::min<uint32_t>(m.payload_len, mb->data_len - off);
+        }
+    }
+    const rules::Decision d = w.rules->evaluate(pv);
+    if (d.verdict == rules::Verdict::pass) [[likely]] return false;
+    if (d.verdict == rules::Verdict::alert) {
+        w.counters.add(counters::Scalar::rules_alerted);
+        return false;
+    }
+    if (!w.inline_mode) {
+        w.counters.add(counters::Scalar::rules_would_drop);
+        return false;
+    }
+    w.counters.add(counters::Scalar::rules_dropped);
+    return true;
+}
+
+// Stage: advance each connection with the TCP tracker, then run the rules on the segment (while
+// its entry is certainly still its own: a later insert in the burst may recycle it). Misses
+// insert; what cannot be inserted is counted. A SYN reusing a tuple in TIME-WAIT closes the old
+// connection and opens a new one.
+inline void stage_track(Worker& w, PacketMeta** tcp, const uint32_t* idx, uint16_t nt, rte_mbuf** pkts,
+                        const uint16_t* pos, uint8_t* drop) {
+    const bool with_rules = w.rules != nullptr && w.rules->set().size() != 0;
     FlowTable& t = *w.table;
     const tcp::Tracker& tr = *w.tracker;
     for (uint16_t i = 0; i < nt; ++i) {
@@ -75,6 +127,7 @@ inline void stage_track(Worker& w, PacketMeta** tcp, const uint32_t* idx, uint16
                 e = t.find_or_insert(m.key, m.hash, TimeoutClass::half_open, &created);
                 if (e == kNoEntry) [[unlikely]] {
                     w.counters.add(counters::Scalar::untracked_no_room);
+                    if (with_rules) drop[pos[i]] = rules_step(w, pkts[pos[i]], m, kNoEntry, true);
                     break;
                 }
             }
@@ -95,6 +148,7 @@ inline void stage_track(Worker& w, PacketMeta** tcp, const uint32_t* idx, uint16
                 const bool orig_hi = (t.entry(e).flags & flow::flow_flag::orig_is_hi) != 0;
                 w.detector->on_segment(m, v.signals, orig_hi ? flow::Side::lo : flow::Side::hi);
             }
+            if (with_rules) drop[pos[i]] = rules_step(w, pkts[pos[i]], m, e, created);
             break;
         }
     }
@@ -133,6 +187,16 @@ void on_marker(Worker& w, void* marker) {
     } else {
         w.detector->publish(interval);
     }
+    // Rules that read the active alerts wait for the targets judged from this interval, so the
+    // next frame sees them whatever the replay speed or worker count (live never waits).
+    if (w.rules && w.rules->set().has_victim_rules()) {
+        while (w.mit.victims_epoch.load(std::memory_order_acquire) < interval + 1) {
+            if (w.run->stop.load(std::memory_order_relaxed)) return;
+            take_mitigation_offers(w);
+            if (w.yield_when_idle) sched_yield();
+            else rte_pause();
+        }
+    }
 }
 
 // Live: the TSC clock closes intervals; a late control core folds them (never waited for).
@@ -154,6 +218,9 @@ void housekeeping(Worker& w) {
     // A connection lookup from the control socket (see ConnQuery in worker.hpp).
     if (w.query.state.load(std::memory_order_relaxed) == ConnQuery::asked) [[unlikely]]
         answer_conn_query(w);
+    // New rules (a reload) or new alert targets from the control core.
+    if (w.mit.rules_offered.load(std::memory_order_relaxed) || w.mit.victims_offered.load(std::memory_order_relaxed))
+        [[unlikely]] take_mitigation_offers(w);
 }
 
 void live_clock(Worker& w) {
@@ -164,6 +231,27 @@ void live_clock(Worker& w) {
 }
 
 }  // namespace
+
+void take_mitigation_offers(Worker& w) noexcept {
+    MitigationBox& b = w.mit;
+    // Each swap only when the control core has collected the previous retiree.
+    if (b.rules_offered.load(std::memory_order_relaxed) && !b.rules_retired_full.load(std::memory_order_acquire)) {
+        if (rules::WorkerRules* n = b.rules_offered.exchange(nullptr, std::memory_order_acq_rel)) {
+            b.rules_retired.store(w.rules, std::memory_order_relaxed);
+            b.rules_retired_full.store(true, std::memory_order_release);
+            w.rules = n;
+            w.counters.add(counters::Scalar::rules_swaps);
+        }
+    }
+    if (b.victims_offered.load(std::memory_order_relaxed) && !b.victims_retired.load(std::memory_order_acquire)) {
+        if (rules::VictimSet* v = b.victims_offered.exchange(nullptr, std::memory_order_acq_rel)) {
+            // The first set replaces none: nothing to hand back.
+            if (w.victims) b.victims_retired.store(const_cast<rules::VictimSet*>(w.victims), std::memory_order_release);
+            w.victims = v;
+            b.victims_epoch.store(v->epoch() + 1, std::memory_order_release);
+        }
+    }
+}
 
 void worker_on_remove(void* ctx, uint32_t idx, flow::RemoveReason why) {
     Worker& w = *static_cast<Worker*>(ctx);
@@ -185,12 +273,49 @@ void worker_on_remove(void* ctx, uint32_t idx, flow::RemoveReason why) {
     w.counters.add(counters::Scalar::conn_records_sent);
 }
 
-void worker_process_burst(Worker& w, rte_mbuf** pkts, uint16_t n) {
+namespace {
+
+// Stage: the frames leave. Monitor mode (and a replay): all are freed. Inline: what the rules
+// did not drop goes out of the paired port in one TX burst, in arrival order; what the TX queue
+// does not take is freed and counted, so rx_packets = tx_packets + rules_dropped + tx_failed.
+inline void stage_emit(Worker& w, rte_mbuf** pkts, uint16_t n, const uint8_t* drop, bool any_drop, const RxQueue* rq) {
+    if (!w.inline_mode || rq == nullptr) {
+        rte_pktmbuf_free_bulk(pkts, n);
+        return;
+    }
+    rte_mbuf* out[kMaxBurst];
+    rte_mbuf* gone[kMaxBurst];
+    uint16_t no = 0, ng = 0;
+    if (!any_drop) {
+        for (uint16_t i = 0; i < n; ++i) out[i] = pkts[i];
+        no = n;
+    } else {
+        for (uint16_t i = 0; i < n; ++i) {
+            if (drop[i]) gone[ng++] = pkts[i];
+            else out[no++] = pkts[i];
+        }
+    }
+    uint16_t sent = no ? rte_eth_tx_burst(rq->tx_port, w.tx_queue, out, no) : 0;
+    w.counters.add(counters::Scalar::tx_packets, sent);
+    if (sent < no) [[unlikely]] {
+        w.counters.add(counters::Scalar::tx_failed, static_cast<uint64_t>(no - sent));
+        rte_pktmbuf_free_bulk(out + sent, static_cast<unsigned>(no - sent));
+    }
+    if (ng) rte_pktmbuf_free_bulk(gone, ng);
+}
+
+}  // namespace
+
+void worker_process_burst(Worker& w, rte_mbuf** pkts, uint16_t n, const RxQueue* rq) {
     PacketMeta* tcp[kMaxBurst];
     const flow::FlowKey* keys[kMaxBurst];
     uint32_t hashes[kMaxBurst];
     uint32_t idx[kMaxBurst];
-    uint16_t nt = stage_classify(w, pkts, n, tcp, keys, hashes);
+    uint16_t pos[kMaxBurst];
+    uint8_t drop[kMaxBurst];
+    const bool with_rules = w.rules != nullptr && w.rules->set().size() != 0;
+    if (with_rules) std::memset(drop, 0, n);
+    uint16_t nt = stage_classify(w, pkts, n, tcp, keys, hashes, pos);
     if (nt) {
         w.table->lookup_bulk(keys, hashes, nt, idx);
         // The tracker writes each connection's cold line (counts, times, history): start those
@@ -199,9 +324,12 @@ void worker_process_burst(Worker& w, rte_mbuf** pkts, uint16_t n) {
             if (idx[i] != kNoEntry) rte_prefetch0(&w.table->cold(idx[i]));
         if (w.detector)
             for (uint16_t i = 0; i < nt; ++i) w.detector->prefetch(*tcp[i]);
-        stage_track(w, tcp, idx, nt);
+        stage_track(w, tcp, idx, nt, pkts, pos, drop);
     }
-    rte_pktmbuf_free_bulk(pkts, n);
+    bool any_drop = false;
+    if (with_rules && w.inline_mode)
+        for (uint16_t i = 0; i < n; ++i) any_drop |= drop[i] != 0;
+    stage_emit(w, pkts, n, drop, any_drop, rq);
 }
 
 int worker_main(void* arg) {
@@ -257,7 +385,7 @@ int worker_main(void* arg) {
                 if (n == 0) continue;
                 any = true;
                 stage_parse(w, pkts, n, rq.link);
-                worker_process_burst(w, pkts, n);
+                worker_process_burst(w, pkts, n, &rq);
             }
             w.counters.add(any ? counters::Scalar::polls_busy : counters::Scalar::polls_idle);
             housekeeping(w);

@@ -14,6 +14,7 @@
 #include "detector.hpp"
 #include "flow_table.hpp"
 #include "packet_meta.hpp"
+#include "rules.hpp"
 #include "tcp_tracker.hpp"
 
 namespace stateline {
@@ -31,6 +32,7 @@ struct RxQueue {
     uint16_t port;
     uint16_t queue;
     packet::LinkType link;
+    uint16_t tx_port = 0;  // inline mode: the paired port the frames leave by (TX queue = worker id)
 };
 
 // Shared run state, written by the control core or the dispatcher, read once per loop.
@@ -77,6 +79,28 @@ struct alignas(64) ConnQuery {
 void answer_conn_query(Worker& w) noexcept;
 // --- end connection lookups ---
 
+// --- Mitigation mailbox (src/mitigation.cpp) ---
+// The control core builds a worker's rules (WorkerRules: scratch, buckets, counters) and its
+// copy of the active alerts' targets (VictimSet) off the hot path and offers them here; the
+// worker swaps them in at a burst boundary (housekeeping, one relaxed load each per loop) and
+// hands back what it used, for the control core to free. An offer is taken only when the
+// previous retiree has been collected, so each retired slot holds at most one.
+struct alignas(64) MitigationBox {
+    std::atomic<rules::WorkerRules*> rules_offered{nullptr};
+    std::atomic<rules::WorkerRules*> rules_retired{nullptr};
+    std::atomic<bool> rules_retired_full{false};  // set with rules_retired (which may be null)
+    std::atomic<rules::VictimSet*> victims_offered{nullptr};
+    std::atomic<rules::VictimSet*> victims_retired{nullptr};
+    // 1 + the detection interval after which the set in use was built (0: none yet). A replay's
+    // worker waits for it at each interval marker, so victim_of acts from the same frame at any
+    // speed and worker count.
+    std::atomic<uint64_t> victims_epoch{0};
+};
+
+// Worker side: swaps in what the control core offered. Called between bursts only.
+void take_mitigation_offers(Worker& w) noexcept;
+// --- end mitigation mailbox ---
+
 struct alignas(64) Worker {
     unsigned id = 0;       // 0..workers-1
     unsigned lcore = 0;
@@ -120,6 +144,14 @@ struct alignas(64) Worker {
     uint64_t tsc_base = 0;
     uint64_t ns_base = 0;
 
+    // Mitigation (src/mitigation.hpp). Null rules: none; every frame passes.
+    rules::WorkerRules* rules = nullptr;
+    const rules::VictimSet* victims = nullptr;          // targets of active alerts
+    const detect::VerifiedSources* verified = nullptr;  // sources that completed handshakes
+    bool inline_mode = false;  // forward what passes to the paired port; otherwise free it
+    uint16_t tx_queue = 0;
+    MitigationBox mit;
+
     // --- Connection lookups for the control socket (src/ctl_server.cpp) ---
     ConnQuery query;
 };
@@ -136,7 +168,8 @@ inline bool is_interval_marker(const void* p) { return (reinterpret_cast<uintptr
 int worker_main(void* arg);
 
 // The per-burst pipeline on frames whose PacketMeta is filled (exposed for tests and bench).
-void worker_process_burst(Worker& w, rte_mbuf** pkts, uint16_t n);
+// `rq`: the RX queue they came from (inline mode forwards to its tx_port); null in a replay.
+void worker_process_burst(Worker& w, rte_mbuf** pkts, uint16_t n, const RxQueue* rq = nullptr);
 
 // FlowTable removal hook (ctx = Worker*): turns the leaving connection into a ConnRecord.
 void worker_on_remove(void* ctx, uint32_t idx, flow::RemoveReason why);

@@ -36,7 +36,13 @@ enum class Kind : uint8_t { counter, gauge };
     X(untracked_no_room, counter, "TCP segments of connections the table could not take")       \
     X(tuple_reused, counter, "New connections on a tuple whose old connection was still tracked")\
     X(conn_records_sent, counter, "Connection records handed to the control core")              \
-    X(conn_records_dropped, counter, "Connection records lost because the log ring was full")
+    X(conn_records_dropped, counter, "Connection records lost because the log ring was full")    \
+    X(rules_alerted, counter, "TCP segments an alert rule matched (passed on)")                 \
+    X(rules_dropped, counter, "TCP segments dropped by the rules (inline mode)")                 \
+    X(rules_would_drop, counter, "TCP segments the rules would drop (monitor mode: passed on)") \
+    X(tx_packets, counter, "Frames forwarded to the paired port (inline mode)")                 \
+    X(tx_failed, counter, "Frames the paired port's TX queue did not take (inline mode): freed") \
+    X(rules_swaps, counter, "Rule sets swapped in at a burst boundary (reloads)")
 
 enum class Scalar : uint32_t {
 #define STATELINE_X(name, kind, help) name,

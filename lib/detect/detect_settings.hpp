@@ -86,6 +86,7 @@ struct Prefix {
         const uint8_t mask = static_cast<uint8_t>(0xff00u >> rest);
         return (a[full] & mask) == addr[full];
     }
+    bool operator==(const Prefix&) const = default;
 };
 // Parses "192.0.2.0/24", "2001:db8::/32", or a bare address (a /32 or /128). False with a reason
 // on error (host bits set, bad length, not an address).

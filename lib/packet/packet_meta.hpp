@@ -104,6 +104,11 @@ struct PacketMeta {
     uint8_t info;           // info_bit::*
     uint8_t vlan_depth;     // tags seen, including those beyond the two kept in the key
     uint16_t wire_len;      // captured frame length
+    uint16_t l3_off;        // offset of the IP header in the frame (link header and VLAN tags)
+
+    // Offset of the TCP payload in the frame (outcome tcp): the IP datagram's last payload_len
+    // bytes. May be past the captured bytes.
+    uint32_t payload_off() const noexcept { return uint32_t{l3_off} + ip_len - payload_len; }
 };
 static_assert(sizeof(PacketMeta) <= 128, "PacketMeta must fit the mbuf private area");
 

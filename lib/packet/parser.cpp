@@ -295,8 +295,10 @@ Outcome parse_frame(const uint8_t* data, uint32_t len, LinkType link, PacketMeta
 
     switch (type) {
         case kEtherIpv4:
+            meta.l3_off = static_cast<uint16_t>(off);
             return parse_ipv4(data + off, len - off, vlan, meta);
         case kEtherIpv6:
+            meta.l3_off = static_cast<uint16_t>(off);
             return parse_ipv6(data + off, len - off, vlan, meta);
         case kEtherArp:
             return finish(meta, Outcome::arp);

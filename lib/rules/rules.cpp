@@ -170,6 +170,13 @@ std::string check_pattern(const std::string& pattern, bool nocase) {
 
 RuleSet::~RuleSet() { delete db_; }
 
+bool RuleSet::same(const RuleSet* a, const RuleSet* b) noexcept {
+    const size_t na = a ? a->size() : 0, nb = b ? b->size() : 0;
+    if (na != nb) return false;
+    if (na == 0) return true;
+    return a->opt_ == b->opt_ && a->specs_ == b->specs_;
+}
+
 RuleSet::BuildResult RuleSet::build(std::vector<RuleSpec> specs, const Options& opt,
                                     const std::vector<std::string>& where) {
     BuildResult out;

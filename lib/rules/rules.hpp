@@ -48,6 +48,7 @@ static_assert(detect::kAlertTypeCount <= 32, "victim_of is a 32-bit set of alert
 
 struct PortRange {
     uint16_t lo, hi;  // inclusive
+    bool operator==(const PortRange&) const = default;
 };
 
 // One rule as the operator wrote it (control side). Empty lists match anything.
@@ -65,11 +66,13 @@ struct RuleSpec {
     uint64_t rate = 0;   // rate_limit: tokens per second (packets)
     uint64_t burst = 0;  // rate_limit: bucket depth; 0 means rate (one second's worth)
     Per per = Per::rule;
+    bool operator==(const RuleSpec&) const = default;
 };
 
 struct Options {
-    uint32_t scan_limit = 256;       // payload bytes scanned per segment
+    uint32_t scan_limit = 256;       // payload bytes scanned per direction of a connection
     uint32_t source_buckets = 4096;  // per-source buckets per rate_limit rule, power of two
+    bool operator==(const Options&) const = default;
 };
 
 struct Error {
@@ -169,6 +172,8 @@ public:
     ~RuleSet();
 
     size_t size() const noexcept { return specs_.size(); }
+    // Same rules in the same order with the same options (null and empty are the same: none).
+    static bool same(const RuleSet* a, const RuleSet* b) noexcept;
     const RuleSpec& spec(size_t i) const { return specs_[i]; }
     const Options& options() const noexcept { return opt_; }
     bool has_payload_rules() const noexcept { return db_ != nullptr; }

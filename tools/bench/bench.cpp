@@ -426,7 +426,7 @@ Result run_workload(Workload& wl, unsigned lcore, const Options& o, const tcp::T
         std::exit(1);
     }
     PortInfo pi;
-    if (!setup_port(port, 1, 1024, pool, false, pi, err)) {
+    if (!setup_port(port, 1, 1, 1024, pool, false, pi, err)) {
         std::fprintf(stderr, "stateline-bench: %s\n", err.c_str());
         std::exit(1);
     }
