@@ -8,7 +8,7 @@ Cases (inputs written to a temporary directory): a good config with rules and gr
 the one-line summary with its counts); a bad config with several errors, in the rules and
 elsewhere (exit 2, each error printed with its file:line:col); a missing file (exit 2, the
 file named); conf/stateline.yaml itself (exit 0); no subcommand (usage error, exit 1); --help
-(names check and test, says detector state is not replayed).
+(names check and test, says detection is replayed with the capture).
 
 Prints one line per check and ends with "N passed, M failed"; exit 1 on any failure.
 """
@@ -130,8 +130,8 @@ def main():
     check("no subcommand: usage error, exit 1", rc == 1 and "subcommand" in (out + err).lower(), f"rc={rc} {err!r}")
 
     rc, out, err = run(args.binary, "--help")
-    check("--help: exit 0, explains check and test, says victim_of is not replayed",
-          rc == 0 and "check" in out and "test FILE --pcap" in out and "detector state is not replayed offline yet" in out,
+    check("--help: exit 0, explains check and test, says detection is replayed",
+          rc == 0 and "check" in out and "test FILE --pcap" in out and "Detection is replayed" in out,
           repr(out))
 
     passed = sum(1 for r in results if r)

@@ -4,9 +4,12 @@
 //                                patterns compiled) and prints every error as file:line:col: what.
 //   stateline-rules test FILE --pcap CAPTURE [--labels L.json --packet-labels L.bin] [--json]
 //                                replays a capture (libpcap) through the parser, a flow table and
-//                                the TCP tracker (plain C++, no EAL) and the rules, packet
-//                                timestamps as the clock; reports each rule's hits and drops and,
-//                                with labels, what each attack and the legitimate traffic would lose.
+//                                the TCP tracker (plain C++, no EAL), detection (one worker's
+//                                detector and the aggregator, intervals from packet time, as the
+//                                appliance's capture replay) and the rules, packet timestamps as
+//                                the clock; reports each rule's hits and drops, the alerts raised
+//                                and, with labels, what each attack and the legitimate traffic
+//                                would lose.
 // Exit status: 0 valid (test: replayed), 1 usage error, 2 the config has errors, 3 an input
 // (capture or labels) cannot be used.
 #include <CLI/CLI.hpp>
@@ -23,7 +26,9 @@
 #include <string>
 #include <vector>
 
+#include "aggregator.hpp"
 #include "config.hpp"
+#include "detector.hpp"
 #include "flow_table.hpp"
 #include "parser.hpp"
 #include "rules.hpp"
@@ -39,8 +44,12 @@ has errors, 3 the capture or the labels cannot be used.
 replays a capture through the rules and reports each rule's hits and drops, which labelled
 attacks would be mitigated and how much legitimate traffic would be hit (labels from
 stateline-gen --labels/--packet-labels). Every packet is tracked, dropped or not, as the worker
-evaluates the rules after the TCP step. Limitation: detector state is not replayed offline yet,
-so victim_of conditions never match (no destination is a victim).)";
+evaluates the rules after the TCP step. Detection is replayed as the appliance replays a capture
+with one worker (intervals of detect.interval_ms from packet time, the fixed replay seed): the
+alerts active after interval k was judged are the victims victim_of sees from the first packet
+of interval k+1 on, and src_verified reads the sources seen completing a handshake up to the last
+judged interval. The alerts raised are reported. With detect.enabled: false nothing is
+detected: victim_of conditions never match and no source counts as verified.)";
 
 std::string plural(size_t n, const char* one, const char* many) {
     return std::to_string(n) + " " + (n == 1 ? one : many);
@@ -72,7 +81,37 @@ namespace sp = stateline::packet;
 namespace sf = stateline::flow;
 namespace st = stateline::tcp;
 namespace sr = stateline::rules;
+namespace sd = stateline::detect;
+namespace sk = stateline::sketch;
 using nlohmann::json;
+
+// What the flow table's removal hook needs: as src/worker.cpp worker_on_remove, a closed
+// connection goes to the detector (not at the final flush: that is no teardown to judge).
+struct RemoveCtx {
+    sf::FlowTable* table = nullptr;
+    const st::Tracker* tracker = nullptr;
+    sd::WorkerDetector* detector = nullptr;
+    uint64_t* tcp_counters = nullptr;
+};
+
+void on_remove(void* ctx, uint32_t idx, sf::RemoveReason why) {
+    auto& c = *static_cast<RemoveCtx*>(ctx);
+    stateline::connlog::ConnRecord r;
+    c.tracker->finish(c.table->entry(idx), c.table->cold(idx), why, r, c.tcp_counters);
+    if (c.detector && why != sf::RemoveReason::flushed) c.detector->on_close(r);
+}
+
+bool verified_source(const void* ctx, const uint8_t* addr) noexcept {
+    return static_cast<const sd::VerifiedSources*>(ctx)->contains(addr);
+}
+
+// An alert raised during the replay, from the aggregator's start and end events.
+struct AlertSeen {
+    uint64_t id = 0;
+    std::string type, target, target_kind, severity, start, end, end_reason;
+    uint64_t start_ns = 0, end_ns = 0;
+    bool ended = false;
+};
 
 struct Tally {
     uint64_t packets = 0, hit = 0, dropped = 0;
@@ -225,9 +264,91 @@ int test(const TestArgs& a) {
         return fail_input("cannot allocate " + num(mem_size) + " bytes for a flow table of " +
                           num(tc.capacity) + " connections (try --capacity)");
     }
-    auto table = std::make_unique<sf::FlowTable>(tc, mem);
     const st::Tracker tracker;
     std::vector<uint64_t> tcp_counters(st::kCounterCount, 0);
+    RemoveCtx rctx;
+    rctx.tracker = &tracker;
+    rctx.tcp_counters = tcp_counters.data();
+    auto table = std::make_unique<sf::FlowTable>(tc, mem, &on_remove, &rctx);
+    rctx.table = table.get();
+
+    // Detection, as src/main.cpp builds it for a capture replay with one worker: the fixed replay
+    // seed (SketchGeometry's default), the worker's detector starting at interval 0 until the
+    // first packet names its interval, no counters handed over with the intervals.
+    const bool detecting = cfg.detect.enabled;
+    const uint64_t interval_ns = uint64_t{cfg.detect.interval_ms} * 1'000'000;
+    std::unique_ptr<sd::VerifiedSources> verified;
+    std::unique_ptr<sd::WorkerDetector> detector;
+    std::unique_ptr<sd::Aggregator> aggregator;
+    std::vector<AlertSeen> alerts_seen;
+    if (detecting) {
+        sk::SketchGeometry geo;
+        geo.width = cfg.detect.sketch_width;
+        verified = std::make_unique<sd::VerifiedSources>();
+        detector = std::make_unique<sd::WorkerDetector>(geo, cfg.detect.top, verified.get(), 0, geo.seed ^ 1, 0);
+        aggregator = std::make_unique<sd::Aggregator>(
+            cfg.detect, geo, std::vector<sd::WorkerDetector*>{detector.get()}, verified.get(),
+            [&alerts_seen](const json& ev) {
+                const std::string event = ev.value("event", std::string{});
+                const uint64_t id = ev.value("id", uint64_t{0});
+                if (event == "start") {
+                    AlertSeen a;
+                    a.id = id;
+                    a.type = ev.value("type", std::string{});
+                    a.target = ev.value("target", std::string{});
+                    a.target_kind = ev.value("target_kind", std::string{});
+                    a.severity = ev.value("severity", std::string{});
+                    a.start = ev.value("start", std::string{});
+                    a.start_ns = ev.value("start_ns", uint64_t{0});
+                    alerts_seen.push_back(std::move(a));
+                    return;
+                }
+                for (auto& a : alerts_seen) {
+                    if (a.id != id) continue;
+                    a.severity = ev.value("severity", a.severity);  // the latest (peak) severity
+                    if (event == "end") {
+                        a.ended = true;
+                        a.end = ev.value("ts", std::string{});
+                        a.end_ns = ev.value("ts_ns", uint64_t{0});
+                        a.end_reason = ev.value("reason", std::string{});
+                    }
+                }
+            });
+        rctx.detector = detector.get();
+    }
+    // The victims the rules see: rebuilt after each judged interval from the active alerts.
+    sr::VictimSet victims;
+    uint64_t interval = UINT64_MAX;  // of the latest frame (capture time never steps back)
+    uint64_t victim_sets = 0, victim_entries_max = 0, intervals_unjudged = 0;
+    // Closes intervals up to `k` as a worker does at a marker (src/worker.cpp on_marker), then
+    // lets the control core judge them: one worker, so the aggregator judges at once.
+    auto close_interval = [&](uint64_t k) {
+        auto& buf = detector->buffer();
+        if (!buf.ready()) aggregator->poll();  // cannot happen single-threaded: judged at each close
+        detector->publish(k);
+        if (aggregator->poll() == 0) ++intervals_unjudged;
+    };
+    auto rebuild_victims = [&]() {
+        std::vector<sr::VictimEntry> ve;
+        aggregator->for_each_active([&](sd::AlertType t, const sk::Target& tg) {
+            if (tg.kind != sk::KeyKind::victim_ip && tg.kind != sk::KeyKind::victim_endpoint) return;
+            const uint16_t port = tg.kind == sk::KeyKind::victim_endpoint ? tg.port : 0;
+            for (auto& e : ve)
+                if (e.port == port && std::memcmp(e.addr, tg.addr, 16) == 0) {
+                    e.bits |= sr::victim_bit(t);
+                    return;
+                }
+            sr::VictimEntry e{};
+            std::memcpy(e.addr, tg.addr, 16);
+            e.port = port;
+            e.bits = sr::victim_bit(t);
+            ve.push_back(e);
+        });
+        victim_entries_max = std::max<uint64_t>(victim_entries_max, ve.size());
+        victim_sets += !ve.empty();
+        victims = sr::VictimSet(ve, aggregator->last_interval());
+    };
+    const uint32_t burst = cfg.burst ? cfg.burst : 32;
     auto set = cfg.rules;
     if (!set) {
         auto b = sr::RuleSet::build({});
@@ -250,6 +371,22 @@ int test(const TestArgs& a) {
         if (frames == 1) first_ns = ts;
         last_ns = ts;
         if (progress && (frames & 0xfffff) == 0) std::fprintf(stderr, "\r%s packets...", num(frames).c_str());
+        // The worker's housekeeping after each burst (src/worker.cpp): one expiry step.
+        if (frames % burst == 0) table->expire_step();
+        // Interval markers, as src/dispatcher.cpp sends them from every frame's timestamp: the
+        // frames so far close their interval, a gap of silent intervals closes as one span.
+        if (detector) {
+            const uint64_t k = ts / interval_ns;
+            if (interval == UINT64_MAX) {
+                detector->buffer().start_at(k);
+                interval = k;
+            } else if (k > interval) {
+                close_interval(interval);
+                if (k - 1 > interval) close_interval(k - 1);
+                interval = k;
+                rebuild_victims();
+            }
+        }
         sp::PacketMeta m;
         if (sp::parse_frame(data, h->caplen, link, m) != sp::Outcome::tcp) continue;
         ++tcp_segments;
@@ -269,11 +406,19 @@ int test(const TestArgs& a) {
             const st::Verdict v = created ? tracker.on_first(table->entry(e), table->cold(e), m, tcp_counters.data())
                                           : tracker.on_segment(table->entry(e), table->cold(e), m, tcp_counters.data());
             if (v.restart && !created) {
+                if (detector && v.signals) {  // the old connection's abnormal end
+                    const bool orig_hi = (table->entry(e).flags & sf::flow_flag::orig_is_hi) != 0;
+                    detector->on_segment(m, v.signals, orig_hi ? sf::Side::lo : sf::Side::hi);
+                }
                 table->remove(e, sf::RemoveReason::closed);
                 e = sf::kNoEntry;
                 continue;
             }
             table->touch(e, v.tclass);
+            if (detector) {
+                const bool orig_hi = (table->entry(e).flags & sf::flow_flag::orig_is_hi) != 0;
+                detector->on_segment(m, v.signals, orig_hi ? sf::Side::lo : sf::Side::hi);
+            }
             tracked = true;
             break;
         }
@@ -282,11 +427,17 @@ int test(const TestArgs& a) {
             const auto& fe = table->entry(e);
             pv.state = sr::state_class(created, st::Tracker::state_of(fe, sf::Side::lo),
                                        st::Tracker::state_of(fe, sf::Side::hi));
+            pv.stream_offset = st::Tracker::stream_offset(fe, m.sender, m.seq);
         } else {
             ++untracked;
             pv.state = sr::state_bit::new_conn;  // no entry: as a segment that would create one
         }
-        pv.victim_of = 0;  // detector state is not replayed offline yet
+        pv.victim_of = 0;
+        if (detector) {
+            pv.victims = &victims;  // looked up only when a rule gets to a victim_of condition
+            pv.verified = &verified_source;
+            pv.verified_ctx = verified.get();
+        }
         const uint32_t off = payload_offset(m, link);
         if (m.payload_len > 0 && off < h->caplen) {
             pv.payload = data + off;
@@ -305,7 +456,14 @@ int test(const TestArgs& a) {
     if (progress && frames >= 0x100000) std::fprintf(stderr, "\r%*s\r", 30, "");
     std::string read_error = rc == -1 ? pcap_geterr(pc) : "";
     pcap_close(pc);
-    table.reset();
+    // The last interval ends with the input; then what is still active ends (end_of_input).
+    uint64_t intervals_judged = 0;
+    if (detector) {
+        if (interval != UINT64_MAX) close_interval(interval);
+        aggregator->finish("end_of_input");
+        intervals_judged = aggregator->counts().intervals;
+    }
+    table.reset();  // removes nothing through the hook: the table is not flushed
     std::free(mem);
     if (!read_error.empty()) return fail_input(a.pcap + ": after " + num(frames) + " frames: " + read_error);
     if (labelled && frames * 2 != plabels.size())
@@ -327,7 +485,29 @@ int test(const TestArgs& a) {
         out["untracked_no_room"] = untracked;
         out["capacity"] = tc.capacity;
         out["duration_s"] = frames ? static_cast<double>(last_ns - first_ns) / 1e9 : 0.0;
-        out["victim_of_replayed"] = false;
+        out["victim_of_replayed"] = detecting;
+        if (detecting) {
+            out["detection"] = {{"interval_s", static_cast<double>(interval_ns) / 1e9},
+                                {"intervals_judged", intervals_judged},
+                                {"intervals_unjudged", intervals_unjudged},
+                                {"intervals_with_victims", victim_sets},
+                                {"victims_max", victim_entries_max}};
+        } else {
+            out["victim_of_note"] = "detect.enabled is false: detection is not replayed, victim_of conditions "
+                                    "never match and no source counts as verified";
+        }
+        json al = json::array();
+        for (const auto& a : alerts_seen) {
+            json j = {{"id", a.id}, {"type", a.type}, {"target", a.target}, {"target_kind", a.target_kind},
+                      {"severity", a.severity}, {"start", a.start}, {"start_ns", a.start_ns}};
+            if (a.ended) {
+                j["end"] = a.end;
+                j["end_ns"] = a.end_ns;
+                j["end_reason"] = a.end_reason;
+            }
+            al.push_back(std::move(j));
+        }
+        out["alerts"] = al;
         json rules = json::array();
         for (size_t i = 0; i < set->size(); ++i) {
             const auto& sp_ = set->spec(i);
@@ -363,7 +543,22 @@ int test(const TestArgs& a) {
                 num(frames).c_str(), num(tcp_segments).c_str(),
                 frames ? static_cast<double>(last_ns - first_ns) / 1e9 : 0.0, num(tc.capacity).c_str(),
                 untracked ? (", " + num(untracked) + " segments untracked (table full)").c_str() : "");
-    std::printf("(victim_of conditions never match: detector state is not replayed offline yet)\n\n");
+    if (detecting) {
+        std::printf("detection replayed: %s intervals of %.3f s judged, %s raised%s\n",
+                    num(intervals_judged).c_str(), static_cast<double>(interval_ns) / 1e9,
+                    plural(alerts_seen.size(), "alert", "alerts").c_str(), alerts_seen.empty() ? "" : ":");
+        if (!alerts_seen.empty()) {
+            std::vector<std::vector<std::string>> ar{{"  id", "type", "target", "severity", "start", "end"}};
+            for (const auto& a : alerts_seen)
+                ar.push_back({"  " + std::to_string(a.id), a.type, a.target, a.severity, a.start,
+                              a.ended ? a.end + " (" + a.end_reason + ")" : "-"});
+            print_table(ar, {true, false, false, false, false, false});
+        }
+        std::printf("(victim_of: the alerts active after each judged interval, from the next interval's first packet)\n\n");
+    } else {
+        std::printf("(detect.enabled is false: detection is not replayed, so victim_of conditions never match and no "
+                    "source counts as verified)\n\n");
+    }
     std::vector<std::vector<std::string>> rows{{"rule", "action", "hits (pkts)", "drops (pkts)", "rate-limited (pkts)"}};
     for (size_t i = 0; i < set->size(); ++i) {
         const auto& sp_ = set->spec(i);
@@ -410,8 +605,10 @@ int main(int argc, char** argv) {
         "test",
         "Replay a capture through the rules (parser, flow table, TCP tracker, rules; packet "
         "timestamps as the clock) and report each rule's hits and drops; with labels, the share of "
-        "each attack and of legitimate traffic dropped. victim_of conditions never match: detector "
-        "state is not replayed offline yet.");
+        "each attack and of legitimate traffic dropped. Detection is replayed too (intervals from "
+        "packet time, as the appliance's capture replay): victim_of and src_verified conditions see "
+        "the alerts and verified sources as they stood after the last judged interval; the alerts "
+        "raised are reported.");
     test_cmd->add_option("FILE", ta.file, "Config file (YAML) with a rules: list")->required();
     test_cmd->add_option("--pcap", ta.pcap, "Capture to replay (pcap or pcapng; Ethernet or Linux cooked)")->required();
     test_cmd->add_option("--labels", ta.labels, "Labels JSON from stateline-gen --labels (attack ids, types, targets)");
