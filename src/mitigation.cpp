@@ -45,9 +45,10 @@ void Mitigation::install(std::shared_ptr<const rules::RuleSet> set) {
 void Mitigation::fold(const rules::WorkerRules& r) {
     const rules::RuleSet& s = r.set();
     for (size_t i = 0; i < s.size(); ++i) {
-        auto& t = totals_[s.spec(i).name];
-        t.first += r.hits(i);
-        t.second += r.drops(i);
+        Total& t = totals_[s.spec(i).name];
+        t.action = rules::action_name(s.spec(i).action);
+        t.hits += r.hits(i);
+        t.drops += r.drops(i);
     }
 }
 
@@ -122,30 +123,34 @@ bool Mitigation::offer(std::shared_ptr<const rules::RuleSet> set, std::string& w
 }
 
 std::vector<RuleStat> Mitigation::stats() const {
-    std::map<std::string, std::pair<uint64_t, uint64_t>> sum = totals_;
-    std::vector<RuleStat> out;
-    std::map<std::string, std::string> action;
+    std::map<std::string, Total> sum = totals_;
     for (const auto& p : per_) {
         if (!p.active) continue;
         const rules::RuleSet& s = p.active->set();
         for (size_t i = 0; i < s.size(); ++i) {
-            auto& t = sum[s.spec(i).name];
-            t.first += p.active->hits(i);
-            t.second += p.active->drops(i);
-            action[s.spec(i).name] = rules::action_name(s.spec(i).action);
+            Total& t = sum[s.spec(i).name];
+            t.action = rules::action_name(s.spec(i).action);
+            t.hits += p.active->hits(i);
+            t.drops += p.active->drops(i);
         }
     }
-    std::map<std::string, bool> listed;
+    std::vector<RuleStat> out;
     if (current_)
         for (size_t i = 0; i < current_->size(); ++i) {
             const auto& sp = current_->spec(i);
-            const auto& t = sum[sp.name];
-            out.push_back({sp.name, rules::action_name(sp.action), t.first, t.second});
-            listed[sp.name] = true;
+            auto it = sum.find(sp.name);
+            out.push_back({sp.name, rules::action_name(sp.action), it == sum.end() ? 0 : it->second.hits,
+                           it == sum.end() ? 0 : it->second.drops});
+            if (it != sum.end()) sum.erase(it);
         }
-    // Rules of an older set some worker still runs (a swap in flight).
-    for (const auto& [name, a] : action)
-        if (!listed.count(name)) out.push_back({name, a, sum[name].first, sum[name].second});
+    // Older sets' rules: a worker mid-swap still runs them, or a reload removed them.
+    for (const auto& [name, t] : sum) {
+        bool running = false;
+        for (const auto& p : per_)
+            if (p.active)
+                for (size_t i = 0; i < p.active->set().size() && !running; ++i) running = p.active->set().spec(i).name == name;
+        out.push_back({name, running ? t.action : "removed", t.hits, t.drops});
+    }
     return out;
 }
 

@@ -52,8 +52,9 @@ public:
     bool offer(std::shared_ptr<const rules::RuleSet> set, std::string& why);
     bool swap_pending() const noexcept;
 
-    // The rules as running (the newest set's order; rules only in an older set still in use
-    // follow), each with its counts.
+    // The rules as running (the newest set's order), each with its counts; then the rules of
+    // older sets (still in use by a worker mid-swap, or reloaded away: action "removed"), so
+    // that the hits of every rule ever run add up to the segments evaluated.
     std::vector<RuleStat> stats() const;
     const std::shared_ptr<const rules::RuleSet>& current() const noexcept { return current_; }
     uint64_t generation() const noexcept { return generation_; }
@@ -73,7 +74,11 @@ private:
     bool inline_;
     std::shared_ptr<const rules::RuleSet> current_;  // newest set offered (or installed)
     uint64_t generation_ = 0;                        // of current_
-    std::map<std::string, std::pair<uint64_t, uint64_t>> totals_;  // retired counts by rule name
+    struct Total {
+        std::string action;
+        uint64_t hits = 0, drops = 0;
+    };
+    std::map<std::string, Total> totals_;  // retired sets' counts by rule name
     uint64_t last_interval_ = UINT64_MAX;            // last interval offered victims for
 };
 
