@@ -190,6 +190,23 @@ def policy_tests(args, tmp, pcap, labels, plabels, lab):
     check("policy, syn_flood: hits = attack's and legitimate drops",
           rule["hits"] == att["dropped"] + lg["dropped"], f"{rule['hits']} vs {att['dropped']} + {lg['dropped']}")
 
+    # The appliance's own replay runs the same rules in its workers (monitor mode: would-drop):
+    # the same drops as the offline replay, for 1, 2 and 4 workers.
+    if args.stateline:
+        for workers in (1, 2, 4):
+            summ = os.path.join(tmp, "appliance-%d.json" % workers)
+            rc, out, err = run(args.stateline, "--pcap", pcap, "--config", conf, "--workers", str(workers),
+                               "--summary", summ, "--ctl-socket", "off", "-q")
+            try:
+                with open(summ) as f:
+                    srx = json.load(f).get("rx", {})
+            except (OSError, ValueError):
+                srx = {}
+            check("policy, syn_flood: stateline --pcap --workers %d would drop what the offline replay drops (%s)" %
+                  (workers, srx.get("rules_would_drop")),
+                  rc == 0 and srx.get("rules_would_drop") == rule["drops"] and srx.get("rules_dropped") == 0,
+                  f"rc={rc} {err[-300:]!r} {srx.get('rules_would_drop')} vs {rule['drops']}")
+
     rc, out, err = run(args.binary, "test", conf, "--pcap", pcap)
     check("policy, syn_flood (table): the alert listed",
           rc == 0 and "detection replayed" in out and "1 alert raised" in out and "syn_flood" in out
@@ -226,6 +243,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
     ap.add_argument("--gen", required=True)
+    ap.add_argument("--stateline", help="the appliance, to compare its capture replay with the offline one")
     ap.add_argument("--source", default=SOURCE_ROOT)
     args = ap.parse_args()
 
