@@ -519,7 +519,8 @@ int main(int argc, char** argv) {
         std::vector<Worker*> v;
         for (auto& w : ws) v.push_back(w.get());
         return v;
-    }(), verified.get(), cfg.inline_mode);
+    }(), verified.get(), cfg.inline_mode,
+                          capture_mode ? 0 : (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}() ^ rte_rdtsc());
     mitigation.install(cfg.rules);
     if (!capture_mode && cfg.inline_mode) {
         std::string pairs;

@@ -8,8 +8,9 @@
 
 namespace stateline {
 
-Mitigation::Mitigation(std::vector<Worker*> workers, const detect::VerifiedSources* verified, bool inline_mode)
-    : workers_(std::move(workers)), per_(workers_.size()), verified_(verified), inline_(inline_mode) {}
+Mitigation::Mitigation(std::vector<Worker*> workers, const detect::VerifiedSources* verified, bool inline_mode,
+                       uint64_t seed)
+    : workers_(std::move(workers)), per_(workers_.size()), verified_(verified), inline_(inline_mode), seed_(seed) {}
 
 Mitigation::~Mitigation() {
     // The workers have stopped: whatever is in their hands or their mailboxes is ours to free.
@@ -32,7 +33,7 @@ void Mitigation::install(std::shared_ptr<const rules::RuleSet> set) {
     const unsigned n = static_cast<unsigned>(workers_.size());
     for (size_t i = 0; i < workers_.size(); ++i) {
         Worker& w = *workers_[i];
-        w.rules = new rules::WorkerRules(set, n);
+        w.rules = new rules::WorkerRules(set, n, seed_);
         per_[i].active = w.rules;
         w.verified = verified_;
         w.inline_mode = inline_;
@@ -108,7 +109,7 @@ bool Mitigation::offer(std::shared_ptr<const rules::RuleSet> set, std::string& w
     // Everything is built before anything is offered: an allocation failure changes nothing.
     std::vector<std::unique_ptr<rules::WorkerRules>> built;
     try {
-        for (size_t i = 0; i < workers_.size(); ++i) built.push_back(std::make_unique<rules::WorkerRules>(set, n));
+        for (size_t i = 0; i < workers_.size(); ++i) built.push_back(std::make_unique<rules::WorkerRules>(set, n, seed_));
     } catch (const std::bad_alloc&) {
         why = "not enough memory for the new rules' scratch and token buckets; the running rules stay";
         return false;

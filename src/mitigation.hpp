@@ -34,8 +34,10 @@ class VerifiedSources;
 
 class Mitigation {
 public:
-    // `verified`: detection's verified sources (null when detection is off).
-    Mitigation(std::vector<Worker*> workers, const detect::VerifiedSources* verified, bool inline_mode);
+    // `verified`: detection's verified sources (null when detection is off). `seed`: keys the
+    // per-source token buckets (live: random per run; replay: 0, for the same results each time).
+    Mitigation(std::vector<Worker*> workers, const detect::VerifiedSources* verified, bool inline_mode,
+               uint64_t seed = 0);
     ~Mitigation();  // after the workers stopped: frees what they held
     Mitigation(const Mitigation&) = delete;
     Mitigation& operator=(const Mitigation&) = delete;
@@ -72,6 +74,7 @@ private:
     std::vector<PerWorker> per_;
     const detect::VerifiedSources* verified_;
     bool inline_;
+    uint64_t seed_;
     std::shared_ptr<const rules::RuleSet> current_;  // newest set offered (or installed)
     uint64_t generation_ = 0;                        // of current_
     struct Total {

@@ -27,11 +27,11 @@ unsigned hs_flags(const RuleSpec& r) {
 
 // Source address -> bucket: a multiply-xorshift of both halves. Collisions share a bucket
 // (a source can be limited by a neighbour's traffic, never let through more).
-inline uint32_t source_hash(const uint8_t* a) noexcept {
+inline uint32_t source_hash(const uint8_t* a, uint64_t seed = 0) noexcept {
     uint64_t h0, h1;
     std::memcpy(&h0, a, 8);
     std::memcpy(&h1, a + 8, 8);
-    uint64_t h = (h0 ^ (h1 * 0x9E3779B97F4A7C15ull)) * 0xBF58476D1CE4E5B9ull;
+    uint64_t h = (h0 ^ seed ^ (h1 * 0x9E3779B97F4A7C15ull)) * 0xBF58476D1CE4E5B9ull;
     h ^= h >> 31;
     h *= 0x94D049BB133111EBull;
     h ^= h >> 29;
@@ -269,8 +269,8 @@ RuleSet::BuildResult RuleSet::build(std::vector<RuleSpec> specs, const Options& 
     return out;
 }
 
-WorkerRules::WorkerRules(std::shared_ptr<const RuleSet> set, unsigned workers)
-    : set_(std::move(set)), counters_(set_->size()), source_mask_(set_->opt_.source_buckets - 1) {
+WorkerRules::WorkerRules(std::shared_ptr<const RuleSet> set, unsigned workers, uint64_t seed)
+    : set_(std::move(set)), counters_(set_->size()), source_mask_(set_->opt_.source_buckets - 1), seed_(seed) {
     if (workers == 0) workers = 1;
     if (set_->db_ && hs_clone_scratch(set_->db_->proto, reinterpret_cast<hs_scratch_t**>(&scratch_)) != HS_SUCCESS)
         throw std::bad_alloc();
@@ -359,7 +359,7 @@ Decision WorkerRules::evaluate(const PacketView& p) noexcept {
         case Action::drop: d.verdict = Verdict::drop; break;
         case Action::rate_limit: {
             uint32_t b = bucket_begin_[i];
-            if (r.per == Per::source) b += source_hash(p.src) & source_mask_;
+            if (r.per == Per::source) b += source_hash(p.src, seed_) & source_mask_;
             if (!buckets_[b].take(p.ts_ns, rate_[i], burst_[i])) d.verdict = Verdict::drop;
             break;
         }

@@ -224,8 +224,9 @@ class WorkerRules {
 public:
     // Allocates everything the worker will need (scratch, buckets, counters); nothing after.
     // `workers` > 1 gives each worker a share of every rate_limit rule's rate and burst, as RSS
-    // splits the traffic.
-    explicit WorkerRules(std::shared_ptr<const RuleSet> set, unsigned workers = 1);
+    // splits the traffic. `seed` keys the source -> bucket hash (live: secret per run, so that
+    // nobody outside can pick sources that share a victim's bucket; a replay keeps 0).
+    explicit WorkerRules(std::shared_ptr<const RuleSet> set, unsigned workers = 1, uint64_t seed = 0);
     ~WorkerRules();
     WorkerRules(const WorkerRules&) = delete;
     WorkerRules& operator=(const WorkerRules&) = delete;
@@ -250,6 +251,7 @@ private:
     std::vector<uint32_t> bucket_begin_;      // per rule, into buckets_
     std::vector<uint64_t> rate_, burst_;      // per rule, this worker's share
     uint32_t source_mask_;
+    uint64_t seed_;
 };
 
 }  // namespace stateline::rules
