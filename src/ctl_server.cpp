@@ -192,9 +192,12 @@ struct CommandInfo {
 };
 constexpr CommandInfo kCommands[] = {
     {"help", "", "this list"},
-    {"status", "", "mode, uptime, workers, packets and rate, connections, active alerts, config"},
+    {"status", "",
+     "mode, uptime, workers, packets and rate, connections, active alerts, mitigation mode and rules "
+     "generation, config"},
     {"stats", "detail (bool, default true)", "the latest aggregates, every counter and rate (as --stats)"},
     {"alerts", "", "active alerts, with their age"},
+    {"rules", "", "mitigation mode, rule set generation, each rule's hits and drops (TCP segments)"},
     {"top", "", "top victims and top sources of the last detection interval"},
     {"victims", "", "top victims of the last detection interval"},
     {"sources", "", "top sources of the last detection interval"},
@@ -842,6 +845,19 @@ void Server::Impl::handle(uint64_t id, Client& c, std::string_view text) {
         c.out += ok_line(alerts_json(*s), rid);
         return;
     }
+    if (cmd == "rules") {
+        json rules = json::array();
+        for (const auto& r : s->rules)
+            rules.push_back({{"name", r.name}, {"action", r.action}, {"hits", r.hits}, {"drops", r.drops}});
+        c.out += ok_line({{"seq", s->seq},
+                          {"mode", s->mitigation_mode},
+                          {"generation", s->rules_generation},
+                          {"unit", "hits and drops count TCP segments; in monitor mode drops are would-drops "
+                                   "(the segments were passed on)"},
+                          {"rules", std::move(rules)}},
+                         rid);
+        return;
+    }
     auto list = [&](const char* key) {
         return detection && s->detection.contains(key) ? s->detection[key] : json::array();
     };
@@ -901,6 +917,9 @@ json Server::Impl::status_json() const {
     const bool detection = s->detection.is_object();
     j["detection"] = detection;
     j["alerts_active"] = detection && s->detection.contains("active") ? s->detection["active"].size() : 0;
+    j["mitigation_mode"] = s->mitigation_mode;
+    j["rules_generation"] = s->rules_generation;
+    j["rules"] = s->rules.size();
     const int rx = Snapshot::index("rx", "rx_packets"), busy = Snapshot::index("rx", "polls_busy"),
               idle = Snapshot::index("rx", "polls_idle"), act = Snapshot::index("flows", "active");
     json per = json::array();

@@ -766,6 +766,8 @@ int main(int argc, char** argv) {
     rep.conn_states = sink.by_conn_state;
     for (unsigned k = 0; k < connlog::kCloseKindCount; ++k) rep.closes[k] = sink.by_close[k];
     rep.conn_records = sink.records;
+    rep.mitigation_mode = cfg.inline_mode ? "inline" : "monitor";
+    rep.rules = mitigation.stats();  // the workers have stopped: final, every swap folded in
     if (aggregator) {
         const auto& c = aggregator->counts();
         nlohmann::ordered_json a;

@@ -352,6 +352,23 @@ std::string render_prometheus(const Snapshot& s, const MetricsInfo& info, double
             e.add("stateline_detection_intervals_total", Kind::counter, "Detection intervals judged", {},
                   s.detection["intervals"].dump());
     }
+
+    // Mitigation: per rule, in the running order; counts survive a reload that keeps the name.
+    e.add("stateline_mitigation_inline", Kind::gauge,
+          "1 when the rules run inline (drop for real, forward the rest to the paired port), 0 in monitor mode", {},
+          s.mitigation_mode == "inline" ? "1" : "0");
+    e.add("stateline_rules_generation", Kind::gauge,
+          "The running rule set's generation: 1 at the start, +1 per reload that changed the rules", {},
+          num(s.rules_generation));
+    e.declare("stateline_rule_hits_total", Kind::counter,
+              "TCP segments each mitigation rule matched first, by rule name and action");
+    e.declare("stateline_rule_drops_total", Kind::counter,
+              "TCP segments each mitigation rule dropped (inline) or would have dropped (monitor mode)");
+    for (const auto& r : s.rules)
+        e.add("stateline_rule_hits_total", Kind::counter, "", {{"rule", r.name}, {"action", r.action}}, num(r.hits));
+    for (const auto& r : s.rules)
+        e.add("stateline_rule_drops_total", Kind::counter, "", {{"rule", r.name}, {"action", r.action}},
+              num(r.drops));
     return e.str();
 }
 

@@ -61,6 +61,11 @@ nlohmann::json Snapshot::to_json(bool per_worker_detail) const {
         ps.push_back({{"name", p.name}, {"ipackets", p.ipackets}, {"ibytes", p.ibytes},
                       {"imissed", p.imissed}, {"ierrors", p.ierrors}, {"rx_nombuf", p.rx_nombuf}});
     j["detection"] = detection;
+    // Mitigation: the rules in running order, counts summed over workers and reloads.
+    nlohmann::json rs = nlohmann::json::array();
+    for (const auto& x : rules)
+        rs.push_back({{"name", x.name}, {"action", x.action}, {"hits", x.hits}, {"drops", x.drops}});
+    j["mitigation"] = {{"mode", mitigation_mode}, {"generation", rules_generation}, {"rules", std::move(rs)}};
     return j;
 }
 

@@ -132,6 +132,12 @@ nlohmann::ordered_json summary_json(const RunReport& r) {
 
     j["alerts"] = r.alerts;
 
+    auto& mit = j["mitigation"];
+    mit["mode"] = r.mitigation_mode;
+    auto& rules = mit["rules"] = nlohmann::ordered_json::array();
+    for (const auto& x : r.rules)
+        rules.push_back({{"name", x.name}, {"action", x.action}, {"hits", x.hits}, {"drops", x.drops}});
+
     auto& ws = j["workers"] = nlohmann::ordered_json::array();
     for (const auto& w : r.workers) {
         nlohmann::ordered_json o;
@@ -212,6 +218,27 @@ std::string summary_text(const RunReport& r) {
                                    r.alerts["active_at_stop"].get<uint64_t>()
                                        ? fmt::format(", {} active at the stop", r.alerts["active_at_stop"].get<uint64_t>())
                                        : ""));
+    }
+
+    // The rules: hits and (would-)drops each, in running order; inline, where the frames went.
+    if (!r.rules.empty()) {
+        const bool inl = r.mitigation_mode == "inline";
+        line("rules", fmt::format("{} mode, {} rule{}, {} TCP segments {}", r.mitigation_mode, r.rules.size(),
+                                  r.rules.size() == 1 ? "" : "s",
+                                  thousands(inl ? value(t, "rx", "rules_dropped") : value(t, "rx", "rules_would_drop")),
+                                  inl ? "dropped" : "would be dropped (monitor: all passed on)"));
+        for (const auto& x : r.rules) {
+            std::string what = fmt::format("{} ({}): {} hits", x.name, x.action, thousands(x.hits));
+            if (x.action == "drop" || x.action == "rate_limit" || x.drops)
+                what += inl ? fmt::format(", {} dropped", thousands(x.drops))
+                            : fmt::format(", {} would drop", thousands(x.drops));
+            line("", what);
+        }
+        if (inl)
+            line("", fmt::format("forwarded {} frames to the paired ports, {} dropped by the rules, {} the TX queue "
+                                 "did not take",
+                                 thousands(value(t, "rx", "tx_packets")), thousands(value(t, "rx", "rules_dropped")),
+                                 thousands(value(t, "rx", "tx_failed"))));
     }
 
     std::string removed;

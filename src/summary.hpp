@@ -13,6 +13,7 @@
 #include "capture_probe.hpp"
 #include "conn_record.hpp"
 #include "counters.hpp"
+#include "stats.hpp"
 #include "tcp_tracker.hpp"
 
 namespace stateline {
@@ -49,6 +50,10 @@ struct RunReport {
     uint64_t conn_records = 0;
     // Detection: null when disabled; else {"enabled", "started", "by_type", ...} (main.cpp).
     nlohmann::ordered_json alerts;
+    // Mitigation: "monitor" or "inline" (a replay always runs monitor), and each rule's counts at
+    // the stop in running order, summed over the workers and the rule sets it was part of.
+    std::string mitigation_mode = "monitor";
+    std::vector<RuleStat> rules;
 };
 
 nlohmann::ordered_json summary_json(const RunReport& r);

@@ -32,6 +32,7 @@ unsigned g_interval_ms = 1000;
 bool g_registered = false;               // control core only
 
 constexpr size_t kMaxAlerts = 48;        // ~170 bytes each: well inside the 16 KiB reply
+constexpr size_t kMaxRules = 64;         // ~200 bytes each at most (long names clipped)
 constexpr size_t kStr = RTE_TEL_MAX_STRING_LEN - 1;
 
 // The latest snapshot, or null with `why` set.
@@ -357,6 +358,40 @@ int cmd_top(const char* params, rte_tel_data* d) {
     return 0;
 }
 
+// Mitigation: mode, the rule set's generation and each rule's counts in the running order,
+// keyed "1", "2", ... (rule names are free text; dict names allow [A-Za-z0-9_/] only).
+int cmd_rules(const char* params, rte_tel_data* d) {
+    if (!trimmed(params).empty()) return no_params("/stateline/rules", params, d);
+    std::string why;
+    auto s = current(why);
+    if (!s) return reply_error(d, why);
+    rte_tel_data_start_dict(d);
+    rte_tel_data_add_dict_u64(d, "seq", s->seq);
+    rte_tel_data_add_dict_string(d, "mode", clip(s->mitigation_mode).c_str());
+    rte_tel_data_add_dict_u64(d, "generation", s->rules_generation);
+    rte_tel_data_add_dict_u64(d, "rules", s->rules.size());
+    rte_tel_data_add_dict_string(d, "unit", "hits, drops: TCP segments (drops: would-drops in monitor mode)");
+    if (s->rules.size() > kMaxRules)
+        rte_tel_data_add_dict_string(d, "note", ("showing the first " + std::to_string(kMaxRules) + " of " +
+                                                 std::to_string(s->rules.size()) + " rules (telemetry replies are "
+                                                 "limited to 16 KiB); stateline-ctl rules has them all").c_str());
+    for (size_t i = 0; i < s->rules.size() && i < kMaxRules; ++i) {
+        const RuleStat& r = s->rules[i];
+        rte_tel_data* c = rte_tel_data_alloc();
+        if (!c) break;
+        rte_tel_data_start_dict(c);
+        rte_tel_data_add_dict_string(c, "name", clip(r.name).c_str());
+        rte_tel_data_add_dict_string(c, "action", clip(r.action).c_str());
+        rte_tel_data_add_dict_u64(c, "hits", r.hits);
+        rte_tel_data_add_dict_u64(c, "drops", r.drops);
+        if (rte_tel_data_add_dict_container(d, std::to_string(i + 1).c_str(), c, 0) < 0) {
+            rte_tel_data_free(c);
+            break;
+        }
+    }
+    return 0;
+}
+
 struct Command {
     const char* name;
     telemetry_cb fn;
@@ -375,6 +410,8 @@ const Command kCommands[] = {
     {"/stateline/alerts", guarded<cmd_alerts>,
      "Active alerts (type, target, severity, group, start) keyed by id, and alerts started by type"},
     {"/stateline/top", guarded<cmd_top>, "Heaviest victims and sources of the last detection interval"},
+    {"/stateline/rules", guarded<cmd_rules>,
+     "Mitigation mode, rule set generation and per rule (keyed 1, 2... in running order): name, action, hits, drops"},
 };
 
 }  // namespace

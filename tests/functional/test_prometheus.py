@@ -107,6 +107,25 @@ class Prometheus:
         return float(r[0]["value"][1]) if r else None
 
 
+def ctl_call(path, req, timeout=5.0):
+    """The control socket's answer ("result") to one request, or None."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(path)
+            s.sendall((json.dumps(req) + "\n").encode())
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        a = json.loads(buf.decode())
+        return a.get("result") if a.get("ok") else None
+    except (OSError, ValueError):
+        return None
+
+
 def wait_for(fn, timeout, step=0.25):
     """fn() until it returns something true, or None after timeout seconds."""
     end = time.monotonic() + timeout
@@ -185,6 +204,11 @@ def main():
             with open(cfg, "w") as fh:
                 # infinite_rx keeps each whole file in mbufs (37,841 + 2,158 frames).
                 fh.write("rx:\n  mbufs: 65535\n")
+                # Monitor-mode rules that the looped traffic matches: the flood's SYNs (would-drop)
+                # and the demo's pure ACKs (alert).
+                fh.write("rules:\n"
+                         "  - name: flood-syn\n    match: {flags: SYN}\n    action: drop\n"
+                         "  - name: any-ack\n    match: {flags: ACK}\n    action: alert\n")
             err_a = os.path.join(tmp, "stateline-a.err")
             cmd = [args.binary, "--lcores", "(0-2)@(%s)" % cpus, "--no-huge", "--no-pci", "--no-shconf",
                    "-m", "1024", "--file-prefix=stateline-prom-%d" % os.getpid(),
@@ -230,6 +254,47 @@ def main():
                                       text=True, timeout=30)
                 check("promtool check metrics: no complaint", lint.returncode == 0 and not lint.stdout.strip()
                       and not lint.stderr.strip(), (lint.stdout + lint.stderr).strip()[:400])
+            # Mitigation families: monitor mode, generation 1, both rules hit, the drop rule's
+            # would-drops equal to its hits; the same figures as the control socket's "rules" for
+            # the same snapshot (sequence number).
+            def rule_sample(smp, fam, rule):
+                return [v for n, l, v in smp if n == fam and l.get("rule") == rule]
+            check("metrics: stateline_mitigation_inline 0 (monitor)", total(samples, "stateline_mitigation_inline") == 0)
+            check("metrics: stateline_rules_generation 1", total(samples, "stateline_rules_generation") == 1)
+
+            def rules_hit():
+                smp = parse_exposition(http(url)[1])[1]
+                h = rule_sample(smp, "stateline_rule_hits_total", "flood-syn")
+                a = rule_sample(smp, "stateline_rule_hits_total", "any-ack")
+                return smp if h and a and h[0] > 0 and a[0] > 0 else None
+            smp = wait_for(rules_hit, 10) or []
+            h = rule_sample(smp, "stateline_rule_hits_total", "flood-syn")
+            d = rule_sample(smp, "stateline_rule_drops_total", "flood-syn")
+            check("metrics: rule flood-syn hits > 0, would-drops == hits", h and h[0] > 0 and d == h, "%s %s" % (h, d))
+            a = rule_sample(smp, "stateline_rule_hits_total", "any-ack")
+            ad = rule_sample(smp, "stateline_rule_drops_total", "any-ack")
+            check("metrics: rule any-ack (alert) hits > 0, drops 0", a and a[0] > 0 and ad == [0.0], "%s %s" % (a, ad))
+            labels = [l for n, l, v in smp if n == "stateline_rule_hits_total"]
+            check("metrics: rule labels rule, action in running order",
+                  labels == [{"rule": "flood-syn", "action": "drop"}, {"rule": "any-ack", "action": "alert"}], labels)
+            if has_ctl:
+                same = None
+                for _ in range(20):
+                    c1 = ctl_call(os.path.join(tmp, "a.sock"), {"cmd": "rules"})
+                    m = parse_exposition(http(url)[1])[1]
+                    c2 = ctl_call(os.path.join(tmp, "a.sock"), {"cmd": "rules"})
+                    if c1 and c2 and c1["seq"] == c2["seq"] == total(m, "stateline_snapshots_total"):
+                        same = (c1, m)
+                        break
+                    time.sleep(0.1)
+                if check("metrics vs ctl rules: one snapshot caught", same is not None):
+                    c, m = same
+                    mine = [(r["name"], r["action"], r["hits"], r["drops"]) for r in c["rules"]]
+                    prom_v = [(l["rule"], l["action"], int(v),
+                               int(rule_sample(m, "stateline_rule_drops_total", l["rule"])[0]))
+                              for n, l, v in m if n == "stateline_rule_hits_total"]
+                    check("metrics vs ctl rules: same hits and drops (seq %d)" % c["seq"],
+                          mine == prom_v and c["mode"] == "monitor" and c["generation"] == 1, "%s vs %s" % (mine, prom_v))
             status, body404 = http("http://127.0.0.1:%d/nope" % mport)
             check("GET /nope: 404", status == 404, "HTTP %d %s" % (status, body404.strip()))
             status, body405 = http(url, method="POST", data=b"x=1")

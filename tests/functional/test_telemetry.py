@@ -37,7 +37,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.path.dirname(os.path.dirname(HERE))
 COMMANDS = ["/stateline/stats", "/stateline/rates", "/stateline/workers", "/stateline/flows",
-            "/stateline/alerts", "/stateline/top"]
+            "/stateline/alerts", "/stateline/top", "/stateline/rules"]
 
 
 def runtime_dir(prefix):
@@ -110,6 +110,8 @@ def main():
         cfg = os.path.join(tmp, "mbufs.yaml")
         with open(cfg, "w") as fh:   # infinite_rx keeps the whole file (37,841 frames) in mbufs
             fh.write("rx:\n  mbufs: 65535\n")
+            # A monitor-mode rule the flood matches: its SYNs are counted as would-drops.
+            fh.write("rules:\n  - name: flood-syn\n    match: {flags: SYN}\n    action: drop\n")
         err_path = os.path.join(tmp, "stderr")
         cmd = [args.binary, "--lcores", "(0-1)@(%s)" % cpus, "--no-huge", "--no-pci", "--no-shconf", "-m", "1024",
                "--file-prefix=" + prefix, "--vdev", "net_pcap0,rx_pcap=%s,infinite_rx=1" % flood, "--", "--ctl-socket", "off", "--metrics-listen", "off",
@@ -177,7 +179,7 @@ def run_live(cli, p, sock, err_path, check):
     # Listing and help.
     listing, helptext = cli.ask("/", "/help,/stateline/flows")
     missing = [c for c in COMMANDS if c not in (listing or [])]
-    check("/ lists the six /stateline/ commands", not missing, "missing %s" % missing)
+    check("/ lists the seven /stateline/ commands", not missing, "missing %s" % missing)
     check("/help,/stateline/flows explains it",
           isinstance(helptext, dict) and "state" in str(helptext.get("/stateline/flows", "")), json.dumps(helptext))
 
@@ -230,6 +232,26 @@ def run_live(cli, p, sock, err_path, check):
     v1 = top.get("victim_1", {})
     check("/stateline/top: the flood's victim first", str(v1.get("target", "")).startswith("10.10.10.10"),
           json.dumps(v1)[:200])
+
+    # Mitigation: monitor mode, generation 1, the rule keyed "1" with its counts.
+    rules = None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        rules, = cli.ask("/stateline/rules")
+        if isinstance(rules, dict) and rules.get("1", {}).get("hits", 0) > 0:
+            break
+        time.sleep(0.5)
+    r1 = (rules or {}).get("1", {})
+    check("/stateline/rules: mode monitor, generation 1, 1 rule",
+          rules and rules.get("mode") == "monitor" and rules.get("generation") == 1 and rules.get("rules") == 1,
+          json.dumps(rules)[:300])
+    check("/stateline/rules: flood-syn (drop) hits > 0, would-drops == hits",
+          r1.get("name") == "flood-syn" and r1.get("action") == "drop" and r1.get("hits", 0) > 0
+          and r1.get("drops") == r1.get("hits"), json.dumps(r1))
+    stats2, rules2 = cli.ask("/stateline/stats,rx", "/stateline/rules")
+    check("/stateline/stats,rx: rx/rules_would_drop > 0, nothing dropped (monitor)",
+          stats2.get("rx/rules_would_drop", 0) > 0 and stats2.get("rx/rules_dropped") == 0
+          and stats2.get("rx/tx_packets") == 0, json.dumps({k: v for k, v in stats2.items() if "rules" in k or "tx" in k}))
 
     # Bad parameters and commands: an answer saying what to do, and the session goes on.
     bad = cli.ask("/stateline/flows,99", "/stateline/workers,abc", "/stateline/stats,nosuch",

@@ -275,6 +275,11 @@ std::string render_status(const json& s) {
     } else {
         row("alerts", "detection off");
     }
+    if (s.contains("mitigation_mode")) {
+        const uint64_t n = s.value("rules", uint64_t{0});
+        row("mitigation", str(s, "mitigation_mode") + ", " + std::to_string(n) + " rule" + (n == 1 ? "" : "s") +
+                              ", generation " + str(s, "rules_generation") + (n ? " (stateline-ctl rules)" : ""));
+    }
     if (s.contains("ports"))
         for (const auto& p : s["ports"]) {
             std::string d = count(p["ipackets"]) + " received";
@@ -325,6 +330,16 @@ std::string render_alerts(const json& a, size_t limit = SIZE_MAX, bool started =
         o += "started since the start: " + (s.empty() ? std::string("none") : s) + "\n";
     }
     return o;
+}
+
+std::string render_rules(const json& r) {
+    const bool monitor = str(r, "mode") != "inline";
+    std::string o = "mitigation: " + str(r, "mode") + " mode, rule set generation " + str(r, "generation") +
+                    (monitor ? " (monitor: nothing is dropped; DROPS are would-drops)" : "") + "\n";
+    if (!r.contains("rules") || r["rules"].empty()) return o + "no rules (the config's rules: list is empty)\n";
+    Table t{{"RULE", "ACTION", "HITS (pkts)", monitor ? "WOULD DROP (pkts)" : "DROPS (pkts)"}, {false, false, true, true}, {}};
+    for (const auto& x : r["rules"]) t.rows.push_back({str(x, "name"), str(x, "action"), count(x["hits"]), count(x["drops"])});
+    return o + t.render();
 }
 
 std::string render_victims(const json& v, size_t limit = SIZE_MAX) {
@@ -556,9 +571,12 @@ int main(int argc, char** argv) {
     app.add_flag("--json", as_json, "Print Stateline's answer as JSON instead of tables");
     app.add_option("--timeout", timeout, "Seconds to wait for an answer (default 10)")->check(CLI::Range(0.1, 3600.0))->type_name("S");
 
-    app.add_subcommand("status", "Mode, uptime, workers, packets and rate, connections, active alerts, config");
+    app.add_subcommand("status",
+                       "Mode, uptime, workers, packets and rate, connections, active alerts, mitigation mode and "
+                       "rules generation, config");
     app.add_subcommand("stats", "The latest aggregates: every non-zero counter and its rate, per worker, per port");
     app.add_subcommand("alerts", "Active alerts: type, target, group, severity, age");
+    app.add_subcommand("rules", "Mitigation rules in running order: action, hits and drops (TCP segments)");
     app.add_subcommand("victims", "Top victims of the last detection interval");
     app.add_subcommand("sources", "Top sources of the last detection interval");
     auto* top = app.add_subcommand("top", "Live view, refreshed every second: workers, connections by state, alerts, victims");
@@ -652,6 +670,7 @@ int main(int argc, char** argv) {
     if (cmd == "status") out = render_status(r);
     else if (cmd == "stats") out = render_stats(r);
     else if (cmd == "alerts") out = render_alerts(r);
+    else if (cmd == "rules") out = render_rules(r);
     else if (cmd == "victims") out = render_victims(r);
     else if (cmd == "sources") out = render_sources(r);
     else if (cmd == "conn") out = render_conn(r);
