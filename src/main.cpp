@@ -647,6 +647,8 @@ int main(int argc, char** argv) {
             PortSnapshot& h = port_hi[i];
             h.name = ports[i].name;
             h.ipackets = std::max<uint64_t>(h.ipackets, st.ipackets);
+            h.opackets = std::max<uint64_t>(h.opackets, st.opackets);
+            h.oerrors = std::max<uint64_t>(h.oerrors, st.oerrors);
             h.ibytes = std::max<uint64_t>(h.ibytes, st.ibytes);
             h.imissed = std::max<uint64_t>(h.imissed, st.imissed);
             h.ierrors = std::max<uint64_t>(h.ierrors, st.ierrors);
@@ -734,7 +736,7 @@ int main(int argc, char** argv) {
     rep.capacity_per_worker = tcfg.capacity;
     rep.table_bytes_per_worker = table_bytes;
     update_ports();  // the ports' final counters, kept at their highest
-    for (const auto& h : port_hi) rep.ports.push_back({h.name, h.ipackets, h.ibytes, h.imissed, h.ierrors, h.rx_nombuf});
+    for (const auto& h : port_hi) rep.ports.push_back({h.name, h.ipackets, h.ibytes, h.imissed, h.ierrors, h.rx_nombuf, h.opackets, h.oerrors});
     // The current TCP state of every endpoint still tracked, before the flush ends them.
     for (auto& w : ws)
         w->table->for_each([&](uint32_t, const flow::FlowEntry& e) {

@@ -308,12 +308,17 @@ std::string render_prometheus(const Snapshot& s, const MetricsInfo& info, double
     e.add("stateline_drops_total", Kind::counter, "", {{"reason", "port_ierrors"}}, num(ierrors));
     e.declare("stateline_port_packets_total", Kind::counter, "Frames received by the port (the driver's count)");
     e.declare("stateline_port_bytes_total", Kind::counter, "Bytes received by the port (the driver's count)");
+    e.declare("stateline_port_tx_packets_total", Kind::counter,
+              "Frames the port sent (the driver's count; inline mode forwards into the paired port)");
+    e.declare("stateline_port_tx_errors_total", Kind::counter, "Frames the port failed to send (the driver's count)");
     e.declare("stateline_port_drops_total", Kind::counter,
               "Frames the port lost, by reason: imissed (RX descriptors full), rx_nombuf (no mbuf), ierrors "
               "(erroneous frames)");
     for (const auto& p : s.ports) {
         e.add("stateline_port_packets_total", Kind::counter, "", {{"port", p.name}}, num(p.ipackets));
         e.add("stateline_port_bytes_total", Kind::counter, "", {{"port", p.name}}, num(p.ibytes));
+        e.add("stateline_port_tx_packets_total", Kind::counter, "", {{"port", p.name}}, num(p.opackets));
+        e.add("stateline_port_tx_errors_total", Kind::counter, "", {{"port", p.name}}, num(p.oerrors));
         e.add("stateline_port_drops_total", Kind::counter, "", {{"port", p.name}, {"reason", "imissed"}}, num(p.imissed));
         e.add("stateline_port_drops_total", Kind::counter, "", {{"port", p.name}, {"reason", "rx_nombuf"}},
               num(p.rx_nombuf));

@@ -25,6 +25,7 @@ namespace stateline {
 struct PortSnapshot {
     std::string name;
     uint64_t ipackets = 0, ibytes = 0, imissed = 0, ierrors = 0, rx_nombuf = 0;
+    uint64_t opackets = 0, oerrors = 0;  // sent (inline mode forwards into the paired port)
 };
 
 // One mitigation rule's counts, summed over the workers and over the rule sets it was part of

@@ -106,7 +106,8 @@ nlohmann::ordered_json summary_json(const RunReport& r) {
     auto& ps = j["ports"] = nlohmann::ordered_json::array();
     for (const auto& p : r.ports)
         ps.push_back({{"name", p.name}, {"ipackets", p.ipackets}, {"ibytes", p.ibytes}, {"imissed", p.imissed},
-                      {"ierrors", p.ierrors}, {"rx_nombuf", p.rx_nombuf}});
+                      {"ierrors", p.ierrors}, {"rx_nombuf", p.rx_nombuf}, {"opackets", p.opackets},
+                      {"oerrors", p.oerrors}});
     put_groups(j, t);
 
     // Every frame lands in exactly one outcome; the categories add up to packets.

@@ -29,6 +29,7 @@ struct WorkerReport {
 struct PortReport {
     std::string name;
     uint64_t ipackets = 0, ibytes = 0, imissed = 0, ierrors = 0, rx_nombuf = 0;
+    uint64_t opackets = 0, oerrors = 0;  // sent (inline mode)
 };
 
 struct RunReport {
