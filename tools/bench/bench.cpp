@@ -9,6 +9,12 @@
 // A benchmark reports; it never fails on a speed. The test suite runs it briefly (--quick) for
 // correctness: the counts add up, no established connection is lost, the SYN flood raises a
 // syn_flood alert on its victim and the established traffic none.
+//
+// --rules FILE: the rules: list of a configuration file (lib/config), installed in the worker
+// through Mitigation::install as the appliance does, evaluated on every tracked segment in
+// monitor mode (counted, nothing dropped: the bench has no port to forward to), so that the
+// cost of rule evaluation is measured by comparing runs with and without it. Victim sets are
+// not fed (rules with victim_of take their cheap path: no alert active) unless --victims.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,8 +40,10 @@
 #include <rte_mbuf.h>
 
 #include "aggregator.hpp"
+#include "config.hpp"
 #include "conn_sink.hpp"
 #include "frame_writer.hpp"
+#include "mitigation.hpp"
 #include "parser.hpp"
 #include "pcap_out.hpp"
 #include "ports.hpp"
@@ -313,6 +321,9 @@ struct Result {
     uint64_t publications = 0, publish_late = 0;
     double judge_seconds = 0;  // the control core's time in the polls that judged an interval
     uint64_t judged = 0;       // ... and those intervals
+    // Rules (--rules): per rule over the whole workload, and the worker's counters.
+    std::vector<RuleStat> rule_stats;
+    uint64_t rules_would_drop = 0, rules_alerted = 0;
 };
 
 struct BareArgs {
@@ -400,6 +411,8 @@ struct Options {
     uint32_t interval_ms = 1000;
     bool tty = false;         // progress updated in place
     std::ofstream* alerts_out = nullptr;  // --alerts: every alert event, JSON lines
+    std::shared_ptr<const rules::RuleSet> rules;  // --rules: installed in monitor mode; null: none
+    bool victims = false;  // --victims: the active alerts' targets are handed to the worker
 };
 
 Result run_workload(Workload& wl, unsigned lcore, const Options& o, const tcp::Tracker& tracker) {
@@ -494,6 +507,13 @@ Result run_workload(Workload& wl, unsigned lcore, const Options& o, const tcp::T
             });
         r.detect = true;
     }
+    // Rules, as the appliance installs them (src/main.cpp): one WorkerRules on the worker,
+    // monitor mode. Declared after the worker: destroyed first, it frees what the worker holds.
+    std::unique_ptr<Mitigation> mit;
+    if (o.rules) {
+        mit = std::make_unique<Mitigation>(std::vector<Worker*>{w.get()}, verified.get(), false);
+        mit->install(o.rules);
+    }
 
     // Progress: one line per phase; on a terminal, updated in place with the time spent.
     std::string phase;
@@ -540,6 +560,7 @@ Result run_workload(Workload& wl, unsigned lcore, const Options& o, const tcp::T
             std::this_thread::sleep_for(std::chrono::milliseconds(2));
             sink.drain(*w);  // the control core's job, as in the appliance
             poll();
+            if (mit) mit->poll(o.victims ? agg.get() : nullptr);
         }
         run.stop = true;
         rte_eal_wait_lcore(lcore);
@@ -641,6 +662,13 @@ Result run_workload(Workload& wl, unsigned lcore, const Options& o, const tcp::T
             ++r.established_lost;
     }
 
+    if (mit) {
+        mit->poll(nullptr);
+        r.rule_stats = mit->stats();
+        r.rules_would_drop = w->counters.get(counters::Scalar::rules_would_drop);
+        r.rules_alerted = w->counters.get(counters::Scalar::rules_alerted);
+        mit.reset();  // frees the worker's rules before the worker goes
+    }
     rte_eth_dev_stop(port);
     rte_eth_dev_close(port);
     rte_ring_free(w->conn_ring);
@@ -657,7 +685,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> names;
     Options o;
     uint32_t scale = 1'000'000;
-    std::string json_path, alerts_path;
+    std::string json_path, alerts_path, rules_path;
     bool quick = false;
     bool no_detect = false;
     std::string detect_mode = "both";
@@ -681,6 +709,13 @@ int main(int argc, char** argv) {
     cli.add_option("--json", json_path, "Write one JSON object per workload to this file");
     cli.add_option("--alerts", alerts_path, "Write the alert events (start, update, end; docs/alerts.md) to this file");
     cli.add_option("--seed", seed, "Random seed of the traffic");
+    cli.add_option("--rules", rules_path,
+                   "A configuration file whose rules: list is installed in the worker, monitor mode (counted, "
+                   "never dropped), to measure rule evaluation")
+        ->check(CLI::ExistingFile);
+    cli.add_flag("--victims", o.victims,
+                 "With --rules and detection on: hand the active alerts' targets to the worker after each judged "
+                 "interval, as the appliance does (default: no victim set, victim_of rules take their cheap path)");
     cli.add_flag("--quick", quick,
                  "Small and short: a correctness run for the test suite (10k connections, 0.3 s, one round)");
     cli.footer(
@@ -701,6 +736,19 @@ int main(int argc, char** argv) {
         if (interval_opt->count() == 0) o.interval_ms = 100;
     }
     o.tty = isatty(STDERR_FILENO);
+    if (!rules_path.empty()) {
+        auto lr = config::load_file(rules_path);
+        if (!lr.ok()) {
+            std::fprintf(stderr, "%s", config::format_errors(lr.errors).c_str());
+            return 1;
+        }
+        o.rules = lr.config.rules ? lr.config.rules : rules::RuleSet::build({}).set;
+        if (lr.config.inline_mode)
+            std::fprintf(stderr, "stateline-bench: %s asks for inline mode; the bench runs the rules in monitor mode\n",
+                         rules_path.c_str());
+        std::fprintf(stderr, "stateline-bench: %zu rules from %s (monitor mode%s)\n", o.rules->size(), rules_path.c_str(),
+                     o.victims ? ", victim sets fed" : "");
+    }
     std::ofstream alerts_out;
     if (!alerts_path.empty()) {
         alerts_out.open(alerts_path);
@@ -812,6 +860,20 @@ int main(int argc, char** argv) {
                     (unsigned long long)r.publish_late);
     }
 
+    // The rules (--rules): what each matched over the whole workload (warm-up included).
+    if (o.rules)
+        for (const Result& r : results) {
+            uint64_t total = 0;
+            std::string text;
+            for (const auto& rs : r.rule_stats) {
+                total += rs.hits;
+                if (rs.hits) text += (text.empty() ? "" : ", ") + rs.name + " " + std::to_string(rs.hits);
+            }
+            std::printf("%-12s rules: %zu, %llu hits (%s); would drop %llu, alerted %llu\n", r.workload.c_str(),
+                        o.rules->size(), (unsigned long long)total, text.empty() ? "none" : text.c_str(),
+                        (unsigned long long)r.rules_would_drop, (unsigned long long)r.rules_alerted);
+        }
+
     // --quick is the test suite's correctness run: counts must add up, nothing may be lost, and
     // detection must see the SYN flood (and nothing in the established traffic).
     int failures = 0, checks = 0;
@@ -831,6 +893,11 @@ int main(int argc, char** argv) {
             check(r.untracked == 0, r, "no connection refused by the table");
             check(r.records_dropped == 0, r, "no connection record dropped");
             check(r.connections_created > 0, r, "connections were tracked");
+            if (o.rules) {
+                uint64_t hits = 0, drops = 0;
+                for (const auto& rs : r.rule_stats) hits += rs.hits, drops += rs.drops;
+                check(drops == r.rules_would_drop && hits >= drops, r, "rules: per-rule drops add up to rules_would_drop");
+            }
             if (!r.detect) continue;
             check(r.alert_counts.intervals > 0, r, "detection: intervals published and judged");
             if (!wl.flood_victim.empty()) {
@@ -870,6 +937,16 @@ int main(int argc, char** argv) {
                 {"established_lost", r.established_lost}, {"connections_created", r.connections_created},
                 {"untracked_no_room", r.untracked}, {"conn_records", r.conn_records},
                 {"conn_records_dropped", r.records_dropped}};
+            if (o.rules) {
+                nlohmann::ordered_json list = nlohmann::ordered_json::array();
+                for (const auto& rs : r.rule_stats)
+                    list.push_back({{"name", rs.name}, {"action", rs.action}, {"hits", rs.hits}, {"drops", rs.drops}});
+                j["rules_file"] = rules_path;
+                j["rules"] = list;
+                j["rules_would_drop"] = r.rules_would_drop;
+                j["rules_alerted"] = r.rules_alerted;
+                j["victims_fed"] = o.victims;
+            }
             if (r.detect) {
                 nlohmann::ordered_json started = nlohmann::ordered_json::object();
                 for (unsigned t = 0; t < detect::kAlertTypeCount; ++t)
