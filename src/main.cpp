@@ -91,6 +91,7 @@ const char* kFooter = R"(Modes:
     stateline -l 0-4 -a 0000:03:00.0 -- --config /etc/stateline/stateline.yaml
     Everything before '--' goes to DPDK's EAL; lcore 0 is the control core and every
     other lcore a worker with its own RX queue on each port. Stops on SIGINT/SIGTERM.
+    With dpdk.eal_args in the config: stateline -- --config /etc/stateline/stateline.yaml
 
 Captures: pcap or pcapng, Ethernet or Linux cooked (SLL) link type, read in the order given.
 Time comes from packet timestamps, so results do not depend on the machine's speed.
@@ -246,9 +247,6 @@ int main(int argc, char** argv) {
     const bool capture_mode = !opt.pcaps.empty();
     if (capture_mode && eal_args.size() > 1)
         die("give either --pcap (Stateline sets up EAL itself) or EAL arguments before '--', not both");
-    if (!capture_mode && eal_args.size() <= 1)
-        die("nothing to read: give --pcap FILE to replay a capture, or EAL arguments and '--' for live "
-            "ports (see --help)");
 
     // Stage 1: config.
     config::Config cfg;
@@ -259,6 +257,21 @@ int main(int argc, char** argv) {
                 "(conf/stateline.yaml documents every parameter)");
         cfg = r.config;
     }
+    // Live mode's EAL arguments from the config (dpdk.eal_args) when the command line has none.
+    std::vector<std::string> cfg_eal;
+    if (!capture_mode && eal_args.size() <= 1 && !cfg.eal_args.empty()) {
+        size_t i = 0;
+        while (i < cfg.eal_args.size()) {
+            const size_t j = cfg.eal_args.find_first_of(" \t", i);
+            const size_t end = j == std::string::npos ? cfg.eal_args.size() : j;
+            if (end > i) cfg_eal.push_back(cfg.eal_args.substr(i, end - i));
+            i = end + 1;
+        }
+        for (auto& a : cfg_eal) eal_args.push_back(a.data());
+    }
+    if (!capture_mode && eal_args.size() <= 1)
+        die("nothing to read: give --pcap FILE to replay a capture, or EAL arguments and '--' for live "
+            "ports (or dpdk.eal_args in the config; see --help)");
     if (opt.workers) cfg.workers = opt.workers;
     // Exports named in the config (exports:), unless the command line says otherwise.
     if (opt.metrics_listen.empty()) opt.metrics_listen = cfg.metrics_listen;

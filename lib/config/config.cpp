@@ -61,6 +61,17 @@ std::string no_line_breaks(const std::string& s) {
     return s.find_first_of("\r\n") == std::string::npos ? std::string() : "holds a line break";
 }
 
+// Split on spaces, no shell quoting: a quote or a line break would not mean what it seems.
+std::string check_eal_args(const std::string& s) {
+    if (s.find_first_of("\r\n") != std::string::npos) return "holds a line break";
+    if (s.find_first_of("\"'`$;|&") != std::string::npos)
+        return "holds a quote or a shell character (the arguments are split on spaces, not by a shell)";
+    if (s.find(" -- ") != std::string::npos || s == "--" || s.rfind("-- ", 0) == 0 ||
+        (s.size() >= 3 && s.compare(s.size() - 3, 3, " --") == 0))
+        return "holds '--': these are EAL's arguments only";
+    return {};
+}
+
 // "" (the default), "off", ADDR:PORT or [IPv6]:PORT. Syntax only: the address is resolved when
 // the endpoint opens.
 std::string check_listen(const std::string& s) {
@@ -149,6 +160,10 @@ const std::vector<Param>& params() {
                                  "Token buckets of each `per: source` rate_limit rule, per worker (power of two, "
                                  "16 bytes each); sources whose hashes collide share one"));
 
+        out.push_back(string_param("dpdk.eal_args", &Config::eal_args, "EAL arguments separated by spaces", check_eal_args,
+                                   "Live mode: DPDK EAL arguments (lcores, ports, memory), as before '--' on the "
+                                   "command line, e.g. \"-l 0-4 -a 0000:03:00.0 -a 0000:03:00.1\": lcore 0 is the "
+                                   "control core, every other a worker; used when the command line gives none"));
         out.push_back(string_param("exports.metrics_listen", &Config::metrics_listen, "ADDR:PORT, [IPv6]:PORT or off",
                                    check_listen,
                                    "Prometheus metrics at http://ADDR:PORT/metrics (quote the IPv6 form: \"[::1]:9750\"); "
@@ -547,6 +562,7 @@ const Section kSections[] = {
     {"timeouts", "Idle timeouts in seconds, by connection state. A connection whose state times out is removed "
                  "(and logged) the next time the expiry clock or a packet of its flow finds it."},
     {"stats", "Aggregates of every worker, for Prometheus, DPDK telemetry, stateline-ctl and --stats."},
+    {"dpdk", "Live mode on DPDK ports: which lcores and ports, as EAL arguments."},
     {"exports", "Where Stateline publishes what it sees. `\"\"` means the default; the command-line option named "
                 "with each one overrides it."},
     {"detect", "Detection of floods, scans and injected resets over the tracked connections (docs/alerts.md)."},

@@ -62,6 +62,10 @@ struct Config {
     uint32_t payload_bytes = 256;    // payload bytes of each direction scanned by payload rules
     uint32_t source_buckets = 4096;  // token buckets per `per: source` rule (power of two)
 
+    // Live mode's EAL arguments (dpdk.eal_args): lcores, ports, memory, as on the command line
+    // before '--'; used when the command line gives none.
+    std::string eal_args;
+
     // Exports: section exports:. Empty means the default (the command line's options override).
     std::string metrics_listen;  // ADDR:PORT, [IPv6]:PORT or "off"; "": 127.0.0.1:9750 live, off in a replay
     std::string ctl_socket;      // absolute path or "off"; "": the default path (src/ctl_path.hpp)

@@ -29,6 +29,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -348,6 +349,36 @@ def main(argv=None):
         report(p.returncode == 0 and s.get("mitigation") == {"mode": "monitor", "rules": []}
                and "\n  rules " not in p.stdout, "no rules: empty mitigation, no rules block",
                f"exit {p.returncode}, mitigation {s.get('mitigation')}")
+
+        # 14. Live mode from the config alone: dpdk.eal_args names the lcores and the port,
+        # `stateline -- --config FILE`; a bad one is refused with its place.
+        cfg = os.path.join(tmp, "eal.yaml")
+        with open(cfg, "w") as f:
+            f.write('dpdk:\n  eal_args: "-l 0-1 --no-huge --no-pci --no-shconf -m 256 --file-prefix=cli-eal-%d '
+                    '--vdev net_pcap0,rx_pcap=%s"\n' % (os.getpid(), os.path.abspath(demo)))
+        out = os.path.join(tmp, "eal.json")
+        lp = subprocess.Popen([binary, "--", "--config", cfg, "--ctl-socket", "off", "--metrics-listen", "off", "-q",
+                               "--summary", out], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, cwd=tmp, text=True)
+        time.sleep(4)
+        lp.send_signal(signal.SIGINT)
+        try:
+            _, err = lp.communicate(timeout=args.timeout)
+        except subprocess.TimeoutExpired:
+            lp.kill()
+            _, err = lp.communicate()
+        s = read_summary(out) or {}
+        demo_frames = len(pcap_record_ends(open(demo, "rb").read()))
+        report(lp.returncode == 0 and s.get("mode") == "live" and s.get("rx", {}).get("rx_packets") == demo_frames,
+               "live from dpdk.eal_args: the port of the config, every frame",
+               f"exit {lp.returncode}, mode {s.get('mode')}, rx {s.get('rx', {}).get('rx_packets')} of {demo_frames}; "
+               f"stderr: {first_line(err or '')}")
+        with open(cfg, "w") as f:
+            f.write('dpdk:\n  eal_args: "-l 0-1 -- --pcap x"\n')
+        p = subprocess.run([binary, "--", "--config", cfg], stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=args.timeout, cwd=tmp, text=True)
+        report(p.returncode == 2 and "eal.yaml:2:13" in p.stderr and "dpdk.eal_args" in p.stderr,
+               "dpdk.eal_args with '--': refused with its place", f"exit {p.returncode}; {first_line(p.stderr)}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

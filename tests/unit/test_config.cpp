@@ -932,3 +932,20 @@ TEST(Prefix, ContainsOnBoundaries) {
     EXPECT_TRUE(prefix("::ffff:0:0/96").contains(v4("198.51.100.1").b));
     EXPECT_FALSE(prefix("::ffff:0:0/96").contains(v6("2001:db8::1").b));
 }
+
+TEST(ConfigDpdk, EalArgs) {
+    EXPECT_EQ(load_string("").config.eal_args, "");
+    auto r = load_string("dpdk:\n  eal_args: \"-l 0-4 -a 0000:03:00.0 -a 0000:03:00.1\"\n", "e.yaml");
+    ASSERT_TRUE(r.ok()) << format_errors(r.errors);
+    EXPECT_EQ(r.config.eal_args, "-l 0-4 -a 0000:03:00.0 -a 0000:03:00.1");
+    // Every bad value at once, each at its place and saying why.
+    r = load_string("dpdk:\n  eal_args: \"-l 0-1 -- --pcap x\"\n", "e.yaml");
+    ASSERT_EQ(r.errors.size(), 1u);
+    EXPECT_EQ(r.errors[0].where, "e.yaml:2:13");
+    EXPECT_NE(r.errors[0].what.find("holds '--'"), std::string::npos) << r.errors[0].what;
+    r = load_string("dpdk:\n  eal_args: \"-l 0-1 --vdev 'net_null0'\"\n", "e.yaml");
+    ASSERT_EQ(r.errors.size(), 1u);
+    EXPECT_NE(r.errors[0].what.find("quote"), std::string::npos) << r.errors[0].what;
+    r = load_string("dpdk:\n  eal_args: \"-l 0-1; rm -rf /\"\n", "e.yaml");
+    EXPECT_EQ(r.errors.size(), 1u);
+}
