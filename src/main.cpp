@@ -44,6 +44,7 @@
 #include "dispatcher.hpp"
 #include "flow_table.hpp"
 #include "metrics.hpp"
+#include "memory_budget.hpp"
 #include "mitigation.hpp"
 #include "ports.hpp"
 #include "rules.hpp"
@@ -203,6 +204,69 @@ uint64_t mbuf_bytes() {
     return sizeof(rte_mbuf) + RTE_ALIGN_CEIL(sizeof(packet::PacketMeta), RTE_MBUF_PRIV_ALIGN) + RTE_MBUF_DEFAULT_BUF_SIZE;
 }
 
+// Bytes of detection state per worker (two interval buffers and the half-open gauges) and in the
+// aggregator (about one buffer's worth), from the sketches' own sizes.
+uint64_t detection_bytes(const config::Config& c, unsigned workers) {
+    if (!c.detect.enabled) return 0;
+    const uint32_t w = c.detect.sketch_width;
+    const uint64_t partial = detect::VictimSketch::memory_size(w) + detect::SourceSketch::memory_size(w) +
+                             2 * sketch::HeavyHitters::memory_size(c.detect.top) + detect::kDistinctBits / 8 +
+                             detect::kVerifiedBits / 8 + detect::HalfOpenGauge::words(w) * sizeof(uint32_t);
+    return uint64_t(2 * workers + 1) * partial + uint64_t(workers) * detect::HalfOpenGauge::words(w) * sizeof(uint32_t);
+}
+
+// What the config will allocate, by consumer, before anything is: `dpdk` true for EAL memory
+// (hugepages live), false for the process's own heap. Checked against what is available so a
+// config that cannot fit is refused with its biggest consumers named (exit 2), not half-started.
+std::vector<MemoryItem> memory_items(const config::Config& c, unsigned workers, bool capture, bool dpdk) {
+    std::vector<MemoryItem> v;
+    const std::string xw = " x " + std::to_string(workers) + " worker" + (workers == 1 ? "" : "s");
+    if (dpdk) {
+        v.push_back({"flow_table.capacity " + std::to_string(c.flow_capacity) + xw, "flow_table.capacity",
+                     uint64_t(workers) * flow::FlowTable::memory_size(c.flow_capacity)});
+        v.push_back({"rx.mbufs " + std::to_string(c.mbufs), capture ? "rx.worker_ring or --workers" : "rx.mbufs",
+                     uint64_t(c.mbufs) * mbuf_bytes()});
+        if (capture)
+            v.push_back({"rx.worker_ring " + std::to_string(c.worker_ring) + xw, "rx.worker_ring",
+                         uint64_t(workers) * c.worker_ring * sizeof(void*) * 2});
+        v.push_back({"conn_log.ring " + std::to_string(c.conn_ring) + xw, "conn_log.ring",
+                     uint64_t(workers) * c.conn_ring * sizeof(connlog::ConnRecord)});
+    } else {
+        if (c.detect.enabled)
+            v.push_back({"detect.sketch_width " + std::to_string(c.detect.sketch_width) + xw, "detect.sketch_width",
+                         detection_bytes(c, workers)});
+        if (c.rules && c.rules->size())
+            v.push_back({"the rules (" + std::to_string(c.rules->per_source_rules()) +
+                             " per-source rate_limit rule(s) x mitigation.source_buckets " +
+                             std::to_string(c.rules->options().source_buckets) + xw + ")",
+                         "mitigation.source_buckets", uint64_t(workers) * c.rules->worker_memory()});
+    }
+    return v;
+}
+
+// EAL memory still to be had: the heaps' free bytes (all of it with --no-huge or --legacy-mem,
+// which allocate up front) plus, with hugepages, the free hugepages the heaps can still grow into.
+uint64_t eal_memory_available(std::string& where) {
+    uint64_t free_heap = 0;
+    for (unsigned s = 0; s < rte_socket_count(); ++s) {
+        rte_malloc_socket_stats st{};
+        if (rte_malloc_get_socket_stats(rte_socket_id_by_idx(s), &st) == 0) free_heap += st.heap_freesz_bytes;
+    }
+    if (!rte_eal_has_hugepages()) {
+        where = "EAL memory, -m";
+        return free_heap;
+    }
+    uint64_t pages = 0;
+    std::error_code ec;
+    for (const auto& d : fs::directory_iterator("/sys/kernel/mm/hugepages", ec)) {
+        std::ifstream f(d.path() / "free_hugepages");
+        unsigned long long n = 0, kb = 0;
+        if (f >> n && std::sscanf(d.path().filename().c_str(), "hugepages-%llukB", &kb) == 1) pages += n * kb * 1024;
+    }
+    where = "EAL heap free plus free hugepages";
+    return free_heap + pages;
+}
+
 flow::FlowTableConfig table_config(const config::Config& c) {
     flow::FlowTableConfig t;
     t.capacity = c.flow_capacity;
@@ -347,6 +411,18 @@ int main(int argc, char** argv) {
                              cfg.mbufs, want, workers, cfg.worker_ring);
             cfg.mbufs = want;
         }
+        // Everything runs on normal memory (--no-huge): refuse now what cannot fit, before EAL
+        // maps any of it.
+        {
+            auto items = memory_items(cfg, workers, true, true);
+            for (auto& i : memory_items(cfg, workers, true, false)) items.push_back(i);
+            std::string merr = check_memory(items, mem_available_bytes(), "MemAvailable");
+            if (!merr.empty()) {
+                for (const auto& l : links.links) unlink(l.c_str());  // die() skips destructors
+                if (!links.dir.empty()) rmdir(links.dir.c_str());
+                die("not enough memory, nothing started: " + merr, 2);
+            }
+        }
         const unsigned lcores = workers + 2;  // control + dispatcher + workers
         uint64_t need = uint64_t(cfg.mbufs) * mbuf_bytes() + uint64_t(workers) * flow::FlowTable::memory_size(cfg.flow_capacity) +
                         uint64_t(workers) * cfg.worker_ring * sizeof(void*) * 2 +
@@ -408,6 +484,14 @@ int main(int argc, char** argv) {
     if (rte_lcore_count() < (capture_mode ? workers + 2 : workers + 1))
         die("fewer lcores than needed (" + std::to_string(rte_lcore_count()) + ")", 1);
 
+    if (!capture_mode) {
+        // Before the pool, the tables and the lcores: EAL memory for what DPDK allocates, the
+        // process's own for the sketches and the rules.
+        std::string where;
+        std::string merr = check_memory(memory_items(cfg, workers, false, true), eal_memory_available(where), where);
+        if (merr.empty()) merr = check_memory(memory_items(cfg, workers, false, false), mem_available_bytes(), "MemAvailable");
+        if (!merr.empty()) die("not enough memory, nothing started: " + merr, 2);
+    }
     std::string err;
     rte_mempool* pool = create_pktmbuf_pool(cfg.mbufs, static_cast<int>(rte_socket_id()), err);
     if (!pool) die(err, 1);
@@ -637,6 +721,7 @@ int main(int argc, char** argv) {
             stats_out.flush();
             if (!stats_out) stats_write_failed = true;
         });
+    std::vector<bool> link_polled(ports.size(), false);
     std::vector<PortSnapshot> port_hi(ports.size());  // per field, the highest seen (memif zeroes
                                                       // its counters when the peer leaves)
 
@@ -666,6 +751,18 @@ int main(int argc, char** argv) {
             h.imissed = std::max<uint64_t>(h.imissed, st.imissed);
             h.ierrors = std::max<uint64_t>(h.ierrors, st.ierrors);
             h.rx_nombuf = std::max<uint64_t>(h.rx_nombuf, st.rx_nombuf);
+            // The link, without waiting (a PMD that cannot tell keeps the state it set at start).
+            rte_eth_link link{};
+            if (rte_eth_link_get_nowait(ports[i].port_id, &link) == 0) {
+                const bool up = link.link_status == RTE_ETH_LINK_UP;
+                if (link_polled[i] && up != h.link_up) {
+                    ++h.link_changes;
+                    std::fprintf(stderr, "stateline: port %s link %s (was %s)%s\n", h.name.c_str(), up ? "up" : "down",
+                                 up ? "down" : "up", up ? "" : "; still polling");
+                }
+                h.link_up = up;
+                link_polled[i] = true;
+            }
         }
     };
     auto publish_snapshot = [&](std::shared_ptr<Snapshot> s, bool running) {
@@ -749,7 +846,9 @@ int main(int argc, char** argv) {
     rep.capacity_per_worker = tcfg.capacity;
     rep.table_bytes_per_worker = table_bytes;
     update_ports();  // the ports' final counters, kept at their highest
-    for (const auto& h : port_hi) rep.ports.push_back({h.name, h.ipackets, h.ibytes, h.imissed, h.ierrors, h.rx_nombuf, h.opackets, h.oerrors});
+    for (const auto& h : port_hi)
+        rep.ports.push_back({h.name, h.ipackets, h.ibytes, h.imissed, h.ierrors, h.rx_nombuf, h.opackets, h.oerrors,
+                             h.link_up, h.link_changes});
     // The current TCP state of every endpoint still tracked, before the flush ends them.
     for (auto& w : ws)
         w->table->for_each([&](uint32_t, const flow::FlowEntry& e) {

@@ -324,6 +324,13 @@ std::string render_prometheus(const Snapshot& s, const MetricsInfo& info, double
               num(p.rx_nombuf));
         e.add("stateline_port_drops_total", Kind::counter, "", {{"port", p.name}, {"reason", "ierrors"}}, num(p.ierrors));
     }
+    e.declare("stateline_port_link_up", Kind::gauge,
+              "1 when the port's link is up, 0 when down (polled each stats interval; Stateline keeps polling)");
+    e.declare("stateline_port_link_changes_total", Kind::counter, "Times the port's link went down or up since the start");
+    for (const auto& p : s.ports) {
+        e.add("stateline_port_link_up", Kind::gauge, "", {{"port", p.name}}, p.link_up ? "1" : "0");
+        e.add("stateline_port_link_changes_total", Kind::counter, "", {{"port", p.name}}, num(p.link_changes));
+    }
 
     // Table occupancy: capacity next to stateline_flows_active (both per worker).
     if (info.capacity_per_worker) {

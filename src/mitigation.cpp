@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "aggregator.hpp"
+#include "memory_budget.hpp"
 #include "worker.hpp"
 
 namespace stateline {
@@ -106,6 +107,23 @@ bool Mitigation::offer(std::shared_ptr<const rules::RuleSet> set, std::string& w
     }
     if (!set) set = rules::RuleSet::build({}).set;
     const unsigned n = static_cast<unsigned>(workers_.size());
+    // The memory first, from the set's own figures: building WorkerRules that cannot fit would
+    // touch gigabytes of token buckets (and may wake the OOM killer) before bad_alloc says so.
+    {
+        MemoryItem item;
+        const size_t per_source = set->per_source_rules();
+        item.bytes = uint64_t(set->worker_memory()) * n;
+        item.what = "the new rules (" + std::to_string(per_source) + " per-source rate_limit rule(s) x " +
+                    "mitigation.source_buckets " + std::to_string(set->options().source_buckets) + " x " +
+                    std::to_string(sizeof(rules::TokenBucket)) + " B, Hyperscan scratch, x " + std::to_string(n) +
+                    " worker(s))";
+        item.lower = per_source ? "mitigation.source_buckets or use fewer per: source rules" : "the number of rules";
+        std::string err = check_memory({item}, mem_available_bytes(), "MemAvailable");
+        if (!err.empty()) {
+            why = err + "; the running rules stay";
+            return false;
+        }
+    }
     // Everything is built before anything is offered: an allocation failure changes nothing.
     std::vector<std::unique_ptr<rules::WorkerRules>> built;
     try {

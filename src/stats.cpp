@@ -60,7 +60,8 @@ nlohmann::json Snapshot::to_json(bool per_worker_detail) const {
     for (const auto& p : ports)
         ps.push_back({{"name", p.name}, {"ipackets", p.ipackets}, {"ibytes", p.ibytes},
                       {"imissed", p.imissed}, {"ierrors", p.ierrors}, {"rx_nombuf", p.rx_nombuf},
-                      {"opackets", p.opackets}, {"oerrors", p.oerrors}});
+                      {"opackets", p.opackets}, {"oerrors", p.oerrors}, {"link_up", p.link_up},
+                      {"link_changes", p.link_changes}});
     j["detection"] = detection;
     // Mitigation: the rules in running order, counts summed over workers and reloads.
     nlohmann::json rs = nlohmann::json::array();

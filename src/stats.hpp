@@ -26,6 +26,10 @@ struct PortSnapshot {
     std::string name;
     uint64_t ipackets = 0, ibytes = 0, imissed = 0, ierrors = 0, rx_nombuf = 0;
     uint64_t opackets = 0, oerrors = 0;  // sent (inline mode forwards into the paired port)
+    // The link as last polled (rte_eth_link_get_nowait, each stats interval on the control core)
+    // and how many times it went down or up since the start.
+    bool link_up = false;
+    uint64_t link_changes = 0;
 };
 
 // One mitigation rule's counts, summed over the workers and over the rule sets it was part of

@@ -107,7 +107,7 @@ nlohmann::ordered_json summary_json(const RunReport& r) {
     for (const auto& p : r.ports)
         ps.push_back({{"name", p.name}, {"ipackets", p.ipackets}, {"ibytes", p.ibytes}, {"imissed", p.imissed},
                       {"ierrors", p.ierrors}, {"rx_nombuf", p.rx_nombuf}, {"opackets", p.opackets},
-                      {"oerrors", p.oerrors}});
+                      {"oerrors", p.oerrors}, {"link_up", p.link_up}, {"link_changes", p.link_changes}});
     put_groups(j, t);
 
     // Every frame lands in exactly one outcome; the categories add up to packets.
@@ -174,6 +174,10 @@ std::string summary_text(const RunReport& r) {
         if (p.imissed || p.ierrors || p.rx_nombuf)
             line("LOST", fmt::format("port {}: {} frames missed (RX ring full), {} errors, {} without an mbuf",
                                      p.name, thousands(p.imissed), thousands(p.ierrors), thousands(p.rx_nombuf)));
+    for (const auto& p : r.ports)
+        if (p.link_changes || (!p.link_up && r.mode == "live"))
+            line("link", fmt::format("port {}: {} link change(s), link {} at the stop", p.name, thousands(p.link_changes),
+                                     p.link_up ? "up" : "down"));
     line("TCP", fmt::format("{} segments, {} connections on {} distinct tuples", thousands(value(t, "outcomes", "tcp")),
                             thousands(value(t, "flows", "created")),
                             thousands(value(t, "flows", "created") - value(t, "rx", "tuple_reused"))));

@@ -30,6 +30,8 @@ struct PortReport {
     std::string name;
     uint64_t ipackets = 0, ibytes = 0, imissed = 0, ierrors = 0, rx_nombuf = 0;
     uint64_t opackets = 0, oerrors = 0;  // sent (inline mode)
+    bool link_up = false;                // at the stop
+    uint64_t link_changes = 0;           // downs and ups seen while running
 };
 
 struct RunReport {

@@ -285,6 +285,21 @@ WorkerRules::WorkerRules(std::shared_ptr<const RuleSet> set, unsigned workers, u
     buckets_.resize(n);
 }
 
+size_t RuleSet::per_source_rules() const noexcept {
+    size_t n = 0;
+    for (const auto& c : compiled_) n += c.action == Action::rate_limit && c.per == Per::source;
+    return n;
+}
+
+size_t RuleSet::worker_memory() const noexcept {
+    size_t buckets = 0;
+    for (const auto& c : compiled_)
+        if (c.action == Action::rate_limit) buckets += c.per == Per::source ? opt_.source_buckets : 1;
+    size_t scratch = 0;
+    if (db_ && db_->proto && hs_scratch_size(db_->proto, &scratch) != HS_SUCCESS) scratch = 0;
+    return buckets * sizeof(TokenBucket) + scratch + compiled_.size() * (sizeof(RuleCounters) + 4 * sizeof(uint64_t));
+}
+
 WorkerRules::~WorkerRules() {
     if (scratch_) hs_free_scratch(static_cast<hs_scratch_t*>(scratch_));
 }

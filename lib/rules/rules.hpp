@@ -179,6 +179,10 @@ public:
     bool has_payload_rules() const noexcept { return db_ != nullptr; }
     bool has_victim_rules() const noexcept { return victim_rules_; }
     bool has_verified_rules() const noexcept { return verified_rules_; }
+    // What each worker's WorkerRules for this set will allocate (token buckets, Hyperscan scratch,
+    // counters), known before any is built: a reload checks it against the memory available.
+    size_t worker_memory() const noexcept;
+    size_t per_source_rules() const noexcept;  // rate_limit rules with per: source
 
 private:
     friend class WorkerRules;
