@@ -379,6 +379,32 @@ def main(argv=None):
                            timeout=args.timeout, cwd=tmp, text=True)
         report(p.returncode == 2 and "eal.yaml:2:13" in p.stderr and "dpdk.eal_args" in p.stderr,
                "dpdk.eal_args with '--': refused with its place", f"exit {p.returncode}; {first_line(p.stderr)}")
+
+        # 15. A config that needs more memory than the machine has is refused before anything is
+        # allocated: exit 2, quickly, naming the consumer and what to lower (no OOM, no crash).
+        cfg = os.path.join(tmp, "huge.yaml")
+        with open(cfg, "w") as f:
+            f.write("flow_table:\n  capacity: 268435456\n")
+        t0 = time.monotonic()
+        p = subprocess.run([binary, "--config", cfg, "--pcap", demo, "--workers", "4"], stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=args.timeout, cwd=tmp, text=True)
+        took = time.monotonic() - t0
+        report(p.returncode == 2 and "flow_table.capacity 268435456 x 4 workers needs" in p.stderr
+               and "GiB available (MemAvailable)" in p.stderr and "lower flow_table.capacity" in p.stderr
+               and "nothing started" in p.stderr and "packets" not in p.stdout and took < 20,
+               "flow_table.capacity at its maximum x 4 workers: refused, exit 2, before EAL",
+               f"exit {p.returncode} in {took:.1f} s; {first_line(p.stderr)}")
+        # Live: the tables come out of EAL memory (-m 256 here), checked before the pool is made.
+        with open(cfg, "w") as f:
+            f.write("flow_table:\n  capacity: 4194304\n")
+        p = subprocess.run([binary, "-l", "0-1", "--no-huge", "--no-pci", "--no-shconf", "-m", "256",
+                            "--file-prefix=cli-mem-%d" % os.getpid(), "--vdev", "net_pcap0,rx_pcap=" + os.path.abspath(demo),
+                            "--", "--config", cfg, "--ctl-socket", "off", "--metrics-listen", "off", "-q"],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=args.timeout, cwd=tmp, text=True)
+        report(p.returncode == 2 and "flow_table.capacity 4194304 x 1 worker needs" in p.stderr
+               and "(EAL memory, -m)" in p.stderr and "lower flow_table.capacity" in p.stderr,
+               "live, flow tables over EAL's -m: refused, exit 2", f"exit {p.returncode}; {first_line(p.stderr)}")
+        shutil.rmtree("/var/run/dpdk/cli-mem-%d" % os.getpid(), ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
