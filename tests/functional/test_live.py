@@ -7,7 +7,9 @@
 A net_pcap vdev with two rx_pcap files is a port with two RX queues; with `-l 0-2` Stateline runs
 two workers, one queue each, until a signal. The test stops it with SIGINT (and once with
 SIGTERM) and checks the clean shutdown: exit 0, every frame of both files counted (against
-tshark), each worker fed by its own queue, every connection flushed, the summary written.
+tshark), each worker fed by its own queue, every connection flushed, the summary written; with
+SIGTERM also the connection log: a record for every connection (sent or counted as dropped), all
+of them written and the log closed.
 Also: a bad config is refused before anything starts, with every error and its place.
 
 Prints one line per case and ends with "N passed, M failed"; exit 1 on any failure.
@@ -81,7 +83,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for sig in (signal.SIGINT, signal.SIGTERM):
             name = "live, 2 queues, 2 workers, stopped by %s" % sig.name
-            s, why, err = run_live(args.binary, files, sig, tmp)
+            extra = ("--conn-log", os.path.join(tmp, "live.conn.log")) if sig == signal.SIGTERM else ()
+            s, why, err = run_live(args.binary, files, sig, tmp, extra)
             if s is None:
                 check(name, False, why + "\n" + err)
                 continue
@@ -98,6 +101,21 @@ def main():
                   s["flows"]["removed"]["flushed"] + sum(v for k, v in s["flows"]["removed"].items() if k != "flushed")
                   == s["flows"]["created"] and s["flows"]["active"] == 0,
                   json.dumps(s["flows"]["removed"]))
+            if sig == signal.SIGTERM:
+                # SIGTERM (what systemd and `docker stop` send) flushes everything still buffered:
+                # every connection created has its record, sent or counted as dropped, and every
+                # record sent is in the log, which ends with Zeek's #close line.
+                rx = s["rx"]
+                sent, dropped = rx["conn_records_sent"], rx["conn_records_dropped"]
+                with open(os.path.join(tmp, "live.conn.log")) as fh:
+                    lines = fh.read().splitlines()
+                logged = sum(1 for l in lines if l and not l.startswith("#"))
+                check(name + ": conn records sent + dropped == connections",
+                      sent + dropped == s["flows"]["created"], "%d + %d, created %d" % (sent, dropped, s["flows"]["created"]))
+                check(name + ": every record sent is in the conn log, closed",
+                      logged == sent == s["connections"]["records"] and bool(lines) and lines[-1].startswith("#close"),
+                      "logged %d, sent %d, summary records %d, last line %r"
+                      % (logged, sent, s["connections"]["records"], lines[-1] if lines else None))
 
         # Detection live: the clock is the TSC, intervals close on it without the dispatcher's
         # markers. StopDDoS's spoofed SYN flood, looped from memory at full speed, is a flood
