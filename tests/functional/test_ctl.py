@@ -11,7 +11,10 @@ Live: Stateline on a net_pcap vdev that loops StopDDoS's spoofed SYN flood (infi
 input on a raw socket (unknown command, not JSON, an oversized request, a stalled client, a client
 that does not read), reload with a valid changed config (the alert ends), with an invalid one
 (every error with file:line:col, the running config stays), SIGHUP, a second Stateline on the same
-socket (refused), SIGINT (the socket file is gone). Replay: a sparse capture of 200 s of capture
+socket (refused), SIGINT (the socket file is gone). Reload memory: with enough workers (one
+net_pcap queue each, looping conf/demo.pcap) that 255 per-source rate_limit rules x
+mitigation.source_buckets 1048576 x 16 B per worker exceed MemAvailable, the reload is refused
+before anything is built and the running rule keeps counting. Replay: a sparse capture of 200 s of capture
 time judged in 100 ms intervals replays for several seconds: status and conn answer meanwhile.
 
 Prints one line per check and ends with "N passed, M failed"; exit 1 on any failure.
@@ -21,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import stat
@@ -462,6 +466,78 @@ def replay(args, tmp):
             p.wait()
 
 
+def mem_available():
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def reload_memory(args, tmp):
+    """A reload whose rules need more memory than the machine has: 255 per-source rate_limit
+    rules x mitigation.source_buckets 1048576 x 16 B = 4 GiB per worker, with enough workers to
+    pass MemAvailable. Refused before anything is built; the running rules keep counting."""
+    demo = os.path.join(SOURCE_ROOT, "conf", "demo.pcap")
+    per_worker = 255 * 1048576 * 16
+    avail = mem_available()
+    workers = avail // per_worker + 2
+    if not avail or workers > 12:
+        print("note: MemAvailable %d bytes: %d workers would be needed to exceed it; the reload memory "
+              "check is not run" % (avail, workers))
+        return
+    sock = os.path.join(tmp, "mem.sock")
+    cfg = os.path.join(tmp, "mem.yaml")
+    # Small tables: the workers' EAL memory stays within -m 1024.
+    base = "flow_table:\n  capacity: 16384\nrules:\n  - name: any-syn\n    match: {flags: SYN}\n    action: alert\n"
+    with open(cfg, "w") as fh:
+        fh.write(base)
+    cpus = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
+    # One queue per worker: net_pcap gives a port one RX queue per rx_pcap, each looping demo.pcap.
+    vdev = "net_pcap0," + ",".join(["rx_pcap=" + demo] * workers) + ",infinite_rx=1"
+    cmd = [args.binary, "--lcores", "(0-%d)@(%s)" % (workers, cpus), "--no-huge", "--no-pci", "--no-shconf",
+           "-m", "1024", "--file-prefix=stateline-ctl-mem-%d" % os.getpid(), "--vdev", vdev, "--",
+           "--config", cfg, "--ctl-socket", sock, "-q", *extra_options(args.binary)]
+    errf = open(os.path.join(tmp, "mem.err"), "w+")
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errf, text=True)
+    try:
+        wait_for(lambda: os.path.exists(sock) or p.poll() is not None, 30)
+        if not check("reload memory: Stateline with %d workers runs" % workers, p.poll() is None and os.path.exists(sock),
+                     open(errf.name).read()[-500:]):
+            return
+
+        def hits():
+            rc, j, _ = ctl_json(args, sock, "rules")
+            return j["rules"][0]["hits"] if rc == 0 and j and j["rules"] and j["rules"][0]["hits"] > 0 else None
+        h0 = wait_for(hits, 10)
+        rules = "".join("  - name: rl-%d\n    match: {dst_port: %d, flags: SYN}\n    action: rate_limit\n"
+                        "    rate: 10\n    burst: 20\n    per: source\n" % (i, 1000 + i) for i in range(255))
+        with open(cfg, "w") as fh:
+            fh.write(base + rules + "mitigation:\n  source_buckets: 1048576\n")
+        t0 = time.time()
+        rc, out, err = ctl(args, sock, "reload", timeout=60)
+        took = time.time() - t0
+        check("reload memory: refused, exit 1, the running config stays (%.1f s)" % took,
+              rc == 1 and "the running config stays" in err and "MemAvailable" in err
+              and "lower mitigation.source_buckets" in err and "255 per-source rate_limit rule(s)" in err, err + out)
+        rc, j, _ = ctl_json(args, sock, "rules")
+        check("reload memory: still generation 1 with the one rule", rc == 0 and j and j["generation"] == 1
+              and [x["name"] for x in j["rules"]] == ["any-syn"], json.dumps(j)[:300] if j else "")
+        h1 = wait_for(lambda: (hits() or 0) > (h0 or 0) and hits(), 10)
+        check("reload memory: the running rule keeps counting", p.poll() is None and bool(h0) and bool(h1),
+              "hits %s then %s" % (h0, h1))
+    finally:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        shutil.rmtree("/var/run/dpdk/stateline-ctl-mem-%d" % os.getpid(), ignore_errors=True)
+    check("reload memory: SIGINT, exit 0", p.returncode == 0, open(errf.name).read()[-300:])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", default=os.path.join(SOURCE_ROOT, "build", "src", "stateline"))
@@ -472,6 +548,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="sl-ctl-", dir="/tmp")
     try:
         live(args, tmp)
+        reload_memory(args, tmp)
         replay(args, tmp)
     finally:
         subprocess.run(["rm", "-rf", tmp])
