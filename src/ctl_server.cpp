@@ -937,7 +937,8 @@ json Server::Impl::status_json() const {
     json ports = json::array();
     for (const auto& p : s->ports)
         ports.push_back({{"name", p.name}, {"ipackets", p.ipackets}, {"imissed", p.imissed},
-                         {"ierrors", p.ierrors}, {"rx_nombuf", p.rx_nombuf}});
+                         {"ierrors", p.ierrors}, {"rx_nombuf", p.rx_nombuf}, {"link_up", p.link_up},
+                         {"link_changes", p.link_changes}});
     j["ports"] = ports;
     return j;
 }
