@@ -511,6 +511,10 @@ rules:
   - {name: per-rule, match: {flags: FIN}, action: rate_limit, rate: 5}
 )",
                     opt);
+    // Known before any worker is built (a reload checks it against the memory available).
+    EXPECT_EQ(set->per_source_rules(), 1u);
+    EXPECT_GE(set->worker_memory(), (1024 + 1) * sizeof(TokenBucket));
+    EXPECT_LT(set->worker_memory(), (1024 + 1) * sizeof(TokenBucket) + 4096);
     WorkerRules w(set);
     // Memory is fixed when the worker is built: 1024 buckets + 1, whatever the traffic.
     EXPECT_EQ(w.bucket_memory(), (1024 + 1) * sizeof(TokenBucket));
