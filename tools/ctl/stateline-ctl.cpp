@@ -71,7 +71,8 @@ public:
             const int e = errno;
             std::string hint = "is Stateline running? --socket PATH";
             if (e == EACCES || e == EPERM)
-                hint = "the socket is mode 0600: run as the user Stateline runs as, or root";
+                hint = "run as the user Stateline runs as, as root, or as a member of the group Stateline was "
+                       "given with --ctl-group (docs/security.md)";
             fail(kExitNoAnswer, "cannot connect to " + path_ + ": " + std::strerror(e) + " (" + hint + ")");
         }
     }
