@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
-// The control socket: what stateline-ctl (tools/ctl/) talks to. A Unix stream socket, mode 0600,
-// at ctl::default_socket_path() unless --ctl-socket says otherwise; one JSON object per line
-// each way (docs/operations.md has the protocol and every command).
+// The control socket: what stateline-ctl (tools/ctl/) talks to. A Unix stream socket, mode 0600
+// (0660 with --ctl-group), at ctl::default_socket_path() unless --ctl-socket says otherwise; one
+// JSON object per line each way (docs/operations.md has the protocol and every command).
 //
 // Threads:
 //   - The server thread owns the sockets: epoll over non-blocking sockets, at most kMaxClients
