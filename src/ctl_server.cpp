@@ -4,7 +4,9 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -396,9 +398,18 @@ void install_sighup_reload() {
 
 namespace {
 
-// The default folders are created 0700; an existing one must be ours and private (in /tmp,
-// anyone could have made it first).
-bool private_dir(const std::string& dir, std::string& err) {
+std::string mode_text(mode_t m) {
+    char b[8];
+    std::snprintf(b, sizeof b, "%04o", unsigned(m & 07777));
+    return b;
+}
+
+// The folders Stateline creates for the socket are 0700 (0750 with the control group, which
+// then owns them); an existing one must be ours, a real folder, and closed to others (in /tmp,
+// anyone could have made it first). Ours with other group bits: set to what is wanted.
+bool private_dir(const std::string& dir, gid_t group, const std::string& group_name, std::string& err) {
+    const bool grouped = group != gid_t(-1);
+    const mode_t want = grouped ? 0750 : 0700;
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
         err = "cannot create the control socket folder " + dir + ": " + std::strerror(errno) +
               " (give another place with --ctl-socket PATH, or --ctl-socket off)";
@@ -409,20 +420,116 @@ bool private_dir(const std::string& dir, std::string& err) {
         err = "cannot check " + dir + ": " + std::strerror(errno);
         return false;
     }
-    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
-        char mode[8];
-        std::snprintf(mode, sizeof mode, "%04o", unsigned(st.st_mode & 07777));
+    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 007) != 0 || (st.st_mode & 020) != 0) {
         err = "refusing to put the control socket in " + dir + ": it must be a folder owned by uid " +
-              std::to_string(geteuid()) + " with mode 0700, and it is " +
+              std::to_string(geteuid()) + " with mode " + mode_text(want) + ", and it is " +
               (S_ISDIR(st.st_mode) ? "a folder" : S_ISLNK(st.st_mode) ? "a symbolic link" : "not a folder") +
-              " of uid " + std::to_string(st.st_uid) + ", mode " + mode +
+              " of uid " + std::to_string(st.st_uid) + ", mode " + mode_text(st.st_mode) +
               " (fix or remove it, or give --ctl-socket PATH)";
+        return false;
+    }
+    if (grouped && st.st_gid != group && ::chown(dir.c_str(), uid_t(-1), group) != 0) {
+        err = "cannot give the control socket folder " + dir + " to group '" + group_name + "': " +
+              std::strerror(errno) + " (Stateline's user must be a member of it, or root)";
+        return false;
+    }
+    if ((st.st_mode & 07777) != want && ::chmod(dir.c_str(), want) != 0) {
+        err = "cannot chmod the control socket folder " + dir + ": " + std::strerror(errno);
         return false;
     }
     return true;
 }
 
+// With a group: a warning when a folder on the way to the socket lets neither the group nor
+// everyone through (its members would get "permission denied" at connect()).
+void warn_unreachable(const std::string& dir, gid_t group, const std::string& group_name) {
+    std::string d = dir;
+    for (;;) {
+        struct stat st;
+        if (::stat(d.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && !(st.st_mode & S_IXOTH) &&
+            !(st.st_gid == group && (st.st_mode & S_IXGRP))) {
+            std::fprintf(stderr,
+                         "stateline: warning: members of group '%s' cannot reach the control socket: folder %s "
+                         "is mode %s, gid %u (chgrp %s %s && chmod g+x %s, or put the socket elsewhere)\n",
+                         group_name.c_str(), d.c_str(), mode_text(st.st_mode).c_str(), unsigned(st.st_gid),
+                         group_name.c_str(), d.c_str(), d.c_str());
+            return;
+        }
+        if (d == "/" || d.empty()) return;
+        const size_t slash = d.rfind('/');
+        d = slash == std::string::npos ? std::string("/") : slash == 0 ? std::string("/") : d.substr(0, slash);
+    }
+}
+
 }  // namespace
+
+bool resolve_group(const std::string& name, gid_t& gid, std::string& error) {
+    std::vector<char> buf(16384);
+    struct group gr {};
+    struct group* res = nullptr;
+    int rc;
+    while ((rc = ::getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &res)) == ERANGE && buf.size() < (1u << 22))
+        buf.resize(buf.size() * 2);
+    if (rc != 0 || !res) {
+        error = "group '" + name + "' does not exist" + (rc ? std::string(" (") + std::strerror(rc) + ")" : "") +
+                ": create it (groupadd " + name + ") or name an existing group with --ctl-group / exports.ctl_group "
+                "(\"\" for owner-only access)";
+        return false;
+    }
+    gid = gr.gr_gid;
+    return true;
+}
+
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS 59  // Linux 4.13
+#endif
+
+bool peer_allowed(int fd, uid_t own_uid, gid_t group, const std::string& group_name, std::string& why) {
+    struct ucred cred {};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+        why = std::string("permission denied: cannot read the client's credentials: ") + std::strerror(errno);
+        return false;
+    }
+    if (cred.uid == 0 || cred.uid == own_uid) return true;
+    const std::string who = "uid " + std::to_string(cred.uid) + " is neither root nor Stateline's uid " +
+                            std::to_string(own_uid);
+    if (group == gid_t(-1)) {
+        why = "permission denied: " + who + " (a group may be let in: --ctl-group, docs/security.md)";
+        return false;
+    }
+    if (cred.gid == group) return true;
+    // The supplementary groups the client had at connect(), from the kernel.
+    std::vector<gid_t> groups(64);
+    for (int tries = 0; tries < 4; ++tries) {
+        socklen_t glen = socklen_t(groups.size() * sizeof(gid_t));
+        if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &glen) == 0) {
+            groups.resize(glen / sizeof(gid_t));
+            if (std::find(groups.begin(), groups.end(), group) != groups.end()) return true;
+            why = "permission denied: " + who + " nor a member of group '" + group_name + "' (gid " +
+                  std::to_string(group) + ")";
+            return false;
+        }
+        if (errno != ERANGE) break;
+        groups.resize(std::max<size_t>(glen / sizeof(gid_t), groups.size() * 2));
+    }
+    // Older kernels: the groups of the peer uid's user in the group database.
+    std::vector<char> buf(16384);
+    struct passwd pw {};
+    struct passwd* res = nullptr;
+    if (::getpwuid_r(cred.uid, &pw, buf.data(), buf.size(), &res) == 0 && res) {
+        int n = 64;
+        std::vector<gid_t> g(static_cast<size_t>(n));
+        if (::getgrouplist(pw.pw_name, pw.pw_gid, g.data(), &n) < 0) {
+            g.resize(size_t(n));
+            ::getgrouplist(pw.pw_name, pw.pw_gid, g.data(), &n);
+        }
+        g.resize(size_t(std::max(n, 0)));
+        if (std::find(g.begin(), g.end(), group) != g.end()) return true;
+    }
+    why = "permission denied: " + who + " nor a member of group '" + group_name + "' (gid " + std::to_string(group) + ")";
+    return false;
+}
 
 bool Server::start(std::string& error, int& exit_code) {
     Impl& s = *impl_;
@@ -439,11 +546,18 @@ bool Server::start(std::string& error, int& exit_code) {
     std::memcpy(addr.sun_path, path.c_str(), path.size());
     const size_t slash = path.rfind('/');
     const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-    if (path == default_socket_path() && (dir == "/run/stateline" || dir.rfind("/tmp/stateline-", 0) == 0) &&
-        !private_dir(dir, error))
-        return false;
-
+    const bool grouped = !s.setup.group_name.empty() && s.setup.group != gid_t(-1);
+    const gid_t group = grouped ? s.setup.group : gid_t(-1);
     struct stat st;
+    // The default folders, and a missing last folder of a given path, are Stateline's to make.
+    const bool default_dir =
+        path == default_socket_path() && (dir == "/run/stateline" || dir.rfind("/tmp/stateline-", 0) == 0);
+    if ((default_dir || (::lstat(dir.c_str(), &st) != 0 && errno == ENOENT)) &&
+        !private_dir(dir, group, s.setup.group_name, error))
+        return false;
+    if (grouped) warn_unreachable(dir, group, s.setup.group_name);
+
+
     if (::lstat(path.c_str(), &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
             error = "control socket path " + path + " exists and is not a socket: not replacing it "
@@ -496,7 +610,12 @@ bool Server::start(std::string& error, int& exit_code) {
                     err, err == ENOENT || err == EACCES || err == ENOTDIR ? 2 : 1, false);
     }
     // Before listen(): nobody can connect yet, so nobody ever connects through a wider mode.
-    if (::chmod(path.c_str(), 0600) != 0) return fail("cannot chmod the control socket " + path, errno, 1, true);
+    if (grouped && ::chown(path.c_str(), uid_t(-1), group) != 0)
+        return fail("cannot give the control socket " + path + " to group '" + s.setup.group_name +
+                        "' (Stateline's user must be a member of it, or root)",
+                    errno, 1, true);
+    if (::chmod(path.c_str(), grouped ? 0660 : 0600) != 0)
+        return fail("cannot chmod the control socket " + path, errno, 1, true);
     if (::lstat(path.c_str(), &st) != 0) return fail("cannot stat the control socket " + path, errno, 1, true);
     s.sock_dev = st.st_dev;
     s.sock_ino = st.st_ino;
@@ -540,12 +659,8 @@ void Server::Impl::accept_clients() {
         const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) return;  // EAGAIN, or out of descriptors: the backlog keeps them
         std::string refuse;
-        struct ucred cred{};
-        socklen_t len = sizeof cred;
-        if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid != 0 && cred.uid != geteuid())
-            refuse = "permission denied: uid " + std::to_string(cred.uid) + " is neither root nor Stateline's uid " +
-                     std::to_string(geteuid());
-        else if (clients.size() >= kMaxClients)
+        const gid_t group = setup.group_name.empty() ? gid_t(-1) : setup.group;
+        if (peer_allowed(fd, geteuid(), group, setup.group_name, refuse) && clients.size() >= kMaxClients)
             refuse = "too many clients: at most " + std::to_string(kMaxClients) + " at once; try again later";
         if (!refuse.empty()) {
             const std::string line = error_line(refuse, json());

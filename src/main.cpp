@@ -76,6 +76,7 @@ struct Options {
     bool progress = true;
     std::string metrics_listen;  // --metrics-listen; empty: not given (live: on, capture: off)
     std::string ctl_socket;      // --ctl-socket; empty: the default path (src/ctl_path.hpp)
+    std::string ctl_group;       // --ctl-group; empty: from the config ("" there: owner only)
 };
 
 [[noreturn]] void die(const std::string& msg, int code = 2) {
@@ -141,6 +142,10 @@ int parse_options(std::vector<char*>& app, Options& o) {
     cli.add_option("--ctl-socket", o.ctl_socket,
                    "Control socket for stateline-ctl, or 'off' (default: " + ctl::default_socket_path() + ")")
         ->type_name("PATH");
+    cli.add_option("--ctl-group", o.ctl_group,
+                   "Let this group's members use the control socket too (socket 0660; default: owner and root "
+                   "only, 0600)")
+        ->type_name("NAME");
     cli.add_option("--metrics-listen", o.metrics_listen,
                    std::string("Serve Prometheus metrics at http://ADDR:PORT/metrics ([IPv6]:PORT too), or 'off' "
                                "(default: ") + kDefaultMetricsListen + " live, off in a capture replay)")
@@ -340,6 +345,13 @@ int main(int argc, char** argv) {
     // Exports named in the config (exports:), unless the command line says otherwise.
     if (opt.metrics_listen.empty()) opt.metrics_listen = cfg.metrics_listen;
     if (opt.ctl_socket.empty()) opt.ctl_socket = cfg.ctl_socket;
+    if (opt.ctl_group.empty()) opt.ctl_group = cfg.ctl_group;
+    // The control socket's group must exist before anything starts.
+    gid_t ctl_gid = gid_t(-1);
+    if (!opt.ctl_group.empty() && opt.ctl_socket != "off") {
+        std::string gerr;
+        if (!ctl::resolve_group(opt.ctl_group, ctl_gid, gerr)) die(gerr, 2);
+    }
     if (opt.alerts_path.empty()) opt.alerts_path = cfg.alerts_path;
     if (opt.stats_path.empty()) opt.stats_path = cfg.stats_path;
     // Rules that read detection's state need detection.
@@ -658,6 +670,10 @@ int main(int argc, char** argv) {
     // ---- Control socket for stateline-ctl (src/ctl_server.hpp); SIGHUP reloads the config ----
     ctl::ServerSetup ctl_setup;
     ctl_setup.socket_path = opt.ctl_socket == "off" ? std::string() : ctl::resolve_socket_path(opt.ctl_socket);
+    if (ctl_gid != gid_t(-1)) {
+        ctl_setup.group_name = opt.ctl_group;
+        ctl_setup.group = ctl_gid;
+    }
     ctl_setup.mode = capture_mode ? "capture" : "live";
     ctl_setup.config_path = opt.config_path;
     ctl_setup.board = &board;

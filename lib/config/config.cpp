@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -107,6 +108,18 @@ std::string check_socket_path(const std::string& s) {
     return {};
 }
 
+// "" (owner only) or a group name as groupadd takes it: letters, digits, '_', '-', '.', at most
+// 32 bytes, not starting with '-'. Syntax only: whether the group exists is checked at start.
+std::string check_group_name(const std::string& s) {
+    if (s.empty()) return {};
+    if (s.size() > 32) return "longer than a group name may be (32 bytes)";
+    if (s[0] == '-') return "starts with '-'";
+    for (char c : s)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.')
+            return "holds a character a group name cannot have (letters, digits, '_', '-', '.')";
+    return {};
+}
+
 // The schema. Ranges are what the data path can honour, not what is sensible: the annotated
 // conf/stateline.yaml says what is sensible.
 const std::vector<Param>& params() {
@@ -171,6 +184,10 @@ const std::vector<Param>& params() {
         out.push_back(string_param("exports.ctl_socket", &Config::ctl_socket, "an absolute path or off",
                                    check_socket_path,
                                    "Control socket for stateline-ctl; \"\": the default path (--ctl-socket overrides)"));
+        out.push_back(string_param("exports.ctl_group", &Config::ctl_group, "a group name or \"\"", check_group_name,
+                                   "Group whose members may use the control socket: the socket is made 0660 with "
+                                   "that group (and a folder Stateline creates for it 0750); \"\": owner and root "
+                                   "only, 0600 (--ctl-group overrides; docs/security.md)"));
         out.push_back(string_param("exports.alerts", &Config::alerts_path, "a file path", no_line_breaks,
                                    "File for alert events as JSON lines (docs/alerts.md); \"\": none (--alerts "
                                    "overrides)"));

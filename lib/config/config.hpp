@@ -69,6 +69,7 @@ struct Config {
     // Exports: section exports:. Empty means the default (the command line's options override).
     std::string metrics_listen;  // ADDR:PORT, [IPv6]:PORT or "off"; "": 127.0.0.1:9750 live, off in a replay
     std::string ctl_socket;      // absolute path or "off"; "": the default path (src/ctl_path.hpp)
+    std::string ctl_group;       // group that may use the control socket (0660); "": owner only (0600)
     std::string alerts_path;     // alert JSON lines (--alerts); "": none
     std::string stats_path;      // aggregates, one JSON line per interval (--stats); "": none
 };

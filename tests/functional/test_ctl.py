@@ -14,13 +14,17 @@ that does not read), reload with a valid changed config (the alert ends), with a
 socket (refused), SIGINT (the socket file is gone). Reload memory: with enough workers (one
 net_pcap queue each, looping conf/demo.pcap) that 255 per-source rate_limit rules x
 mitigation.source_buckets 1048576 x 16 B per worker exceed MemAvailable, the reload is refused
-before anything is built and the running rule keeps counting. Replay: a sparse capture of 200 s of capture
+before anything is built and the running rule keeps counting. Group access (--ctl-group, as root): temporary
+system group and users; the socket 0660 with the group and the folder Stateline makes 0750; members
+(supplementary or primary) connect, a non-member is refused by the file modes and, with them opened
+wide, by the server's peer check; an unknown group is an error at start. Replay: a sparse capture of 200 s of capture
 time judged in 100 ms intervals replays for several seconds: status and conn answer meanwhile.
 
 Prints one line per check and ends with "N passed, M failed"; exit 1 on any failure.
 """
 
 import argparse
+import grp
 import json
 import os
 import re
@@ -307,6 +311,15 @@ def live(args, tmp):
         check("raw: a request's id comes back", j and j["ok"] is True and j.get("id") == 42, str(j)[:200])
         j, _, _ = raw(sock, b'{"cmd":"reload","file":"/etc/passwd"}\n')
         check("raw: reload names no path", j and j["ok"] is False and "named at start" in j["error"], j)
+        # No command takes a file: every one refuses an argument that would name one.
+        taking = []
+        for c in ("help", "status", "stats", "alerts", "rules", "top", "victims", "sources", "conn", "reload"):
+            for key in ("path", "file", "config"):
+                j, _, _ = raw(sock, json.dumps({"cmd": c, "addr": "192.0.2.80", key: "/etc/shadow"}).encode() + b"\n"
+                              if c == "conn" else json.dumps({"cmd": c, key: "/etc/shadow"}).encode() + b"\n")
+                if not (j and j["ok"] is False and ("argument" in j["error"] or "arguments" in j["error"])):
+                    taking.append("%s %s: %s" % (c, key, str(j)[:100]))
+        check("raw: no command takes a path, file or config argument", not taking, "; ".join(taking))
         j, _, _ = raw(sock, b'{"cmd":"status"}\n' + b'{"cmd":"stats","detail":false}\n', read_all=False)
         check("raw: status answers ok", j and j["ok"] is True and j["result"]["mode"] == "live", str(j)[:200])
         t = time.time()
@@ -420,6 +433,110 @@ def live(args, tmp):
     check("stateline-ctl without Stateline: exit 3, clear error",
           rc == 3 and ("cannot connect to " + sock + ": No such file or directory (is Stateline running? --socket PATH)")
           in err, err)
+
+
+def run_quiet(cmd):
+    """Runs an administration command; returns (ok, what it said)."""
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, "%s: %s" % (cmd[0], e)
+    return p.returncode == 0, (p.stdout + p.stderr).strip()
+
+
+def group_access(args, tmp):
+    """--ctl-group: the socket 0660 with the group, its folder 0750; a member connects, others do not."""
+    flood = os.path.join(args.captures, "stopddos", "pkt.TCP.synflood.spoofed.pcap")
+    tag = "%d" % (os.getpid() % 100000)
+    group, member, primary, other = "slctl-g" + tag, "slctl-m" + tag, "slctl-p" + tag, "slctl-n" + tag
+
+    # An unknown group: a clear error before anything starts.
+    p = subprocess.run([args.binary, "--pcap", flood, "--ctl-group", "nosuch-" + tag, "-q"],
+                       capture_output=True, text=True, timeout=60)
+    check("--ctl-group unknown: exit 2, names the fix",
+          p.returncode == 2 and ("group 'nosuch-%s' does not exist: create it (groupadd nosuch-%s)" % (tag, tag))
+          in p.stderr, p.stderr[-300:])
+
+    if os.geteuid() != 0:
+        check("--ctl-group checks: need root (groupadd, useradd, runuser)", False, "running as uid %d" % os.geteuid())
+        return
+    if not os.path.exists(flood):
+        check("--ctl-group checks: need %s" % flood, False)
+        return
+    made_users, made_group = [], False
+    p = None
+    gtmp = tempfile.mkdtemp(prefix="sl-grp-", dir="/tmp")
+    try:
+        ok, out = run_quiet(["groupadd", "--system", group])
+        if not check("groupadd --system %s" % group, ok, out + " (groupadd and useradd come with Debian's passwd)"):
+            return
+        made_group = True
+        for user, opts in ((member, ["-G", group]), (primary, ["-g", group]), (other, [])):
+            ok, out = run_quiet(["useradd", "--system", "-M", "-s", "/usr/sbin/nologin", *opts, user])
+            if not check("useradd --system %s %s" % (" ".join(opts), user), ok, out):
+                return
+            made_users.append(user)
+        # Everyone may pass through (not list) the test's folder; Stateline makes run/ itself.
+        os.chmod(gtmp, 0o711)
+        ctl_bin = os.path.join(gtmp, "stateline-ctl")
+        subprocess.run(["cp", args.ctl, ctl_bin], check=True)
+        os.chmod(ctl_bin, 0o755)
+        sock = os.path.join(gtmp, "run", "ctl.sock")
+        cfg = os.path.join(tmp, "group.yaml")
+        with open(cfg, "w") as fh:
+            fh.write("rx:\n  mbufs: 65535\n")  # infinite_rx keeps the whole file in mbufs
+        errf = open(os.path.join(tmp, "group.err"), "w+")
+        p = subprocess.Popen([args.binary, *eal_args("stateline-grp", "net_pcap0,rx_pcap=%s,infinite_rx=1" % flood),
+                              "--", "--config", cfg, "--ctl-socket", sock, "--ctl-group", group, "-q", *extra_options(args.binary)],
+                             stdout=subprocess.DEVNULL, stderr=errf, text=True)
+        wait_for(lambda: os.path.exists(sock) or p.poll() is not None, 30)
+        if not check("--ctl-group: the control socket appears", os.path.exists(sock) and p.poll() is None,
+                     open(errf.name).read()[-500:]):
+            return
+        gid = grp.getgrnam(group).gr_gid
+        st = os.stat(sock)
+        check("--ctl-group: socket mode 0660, group %s" % group,
+              stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o660 and st.st_gid == gid,
+              "mode %o gid %d" % (stat.S_IMODE(st.st_mode), st.st_gid))
+        dst = os.stat(os.path.dirname(sock))
+        check("--ctl-group: the folder Stateline made is 0750, group %s" % group,
+              stat.S_IMODE(dst.st_mode) == 0o750 and dst.st_gid == gid and dst.st_uid == 0,
+              "mode %o uid %d gid %d" % (stat.S_IMODE(dst.st_mode), dst.st_uid, dst.st_gid))
+
+        def as_user(user, *cmd):
+            r = subprocess.run(["runuser", "-u", user, "--", ctl_bin, "--socket", sock, *cmd],
+                               capture_output=True, text=True, timeout=30)
+            return r.returncode, r.stdout, r.stderr
+        rc, out, err = as_user(member, "status")
+        check("--ctl-group: a supplementary member runs stateline-ctl status", rc == 0 and "live" in out, out + err)
+        rc, out, err = as_user(primary, "--json", "status")
+        check("--ctl-group: a member by primary group runs status --json", rc == 0 and '"mode"' in out, out + err)
+        rc, out, err = as_user(other, "status")
+        check("--ctl-group: a non-member is refused at connect(), with a clear message",
+              rc == 3 and "Permission denied" in err and "--ctl-group" in err, err)
+        # The server's own check, behind the file modes: open them wide for a moment.
+        os.chmod(os.path.dirname(sock), 0o755)
+        os.chmod(sock, 0o666)
+        rc, out, err = as_user(other, "status")
+        check("--ctl-group: the server refuses a non-member who reaches the socket",
+              rc != 0 and ("nor a member of group '%s'" % group) in (out + err), out + err)
+        rc, out, err = as_user(member, "status")
+        check("... and still answers a member", rc == 0 and "live" in out, out + err)
+    finally:
+        if p is not None and p.poll() is None:
+            p.send_signal(signal.SIGINT)
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for user in made_users:
+            ok, out = run_quiet(["userdel", user])
+            check("cleanup: userdel %s" % user, ok, out)
+        if made_group:
+            ok, out = run_quiet(["groupdel", group])
+            check("cleanup: groupdel %s" % group, ok, out)
+        subprocess.run(["rm", "-rf", gtmp])
 
 
 def replay(args, tmp):
@@ -549,6 +666,7 @@ def main():
     try:
         live(args, tmp)
         reload_memory(args, tmp)
+        group_access(args, tmp)
         replay(args, tmp)
     finally:
         subprocess.run(["rm", "-rf", tmp])

@@ -71,7 +71,8 @@ public:
             const int e = errno;
             std::string hint = "is Stateline running? --socket PATH";
             if (e == EACCES || e == EPERM)
-                hint = "the socket is mode 0600: run as the user Stateline runs as, or root";
+                hint = "run as the user Stateline runs as, as root, or as a member of the group Stateline was "
+                       "given with --ctl-group (docs/security.md)";
             fail(kExitNoAnswer, "cannot connect to " + path_ + ": " + std::strerror(e) + " (" + hint + ")");
         }
     }
@@ -80,14 +81,21 @@ public:
     json call(const json& req, double timeout_s) {
         const std::string line = req.dump() + "\n";
         size_t off = 0;
+        // A refused client (permission, too many clients) is told why in one line, then closed:
+        // if the close wins the race with our send, that line is still queued here to be read.
+        int send_err = 0;
         while (off < line.size()) {
             const ssize_t n = ::send(fd_, line.data() + off, line.size() - off, MSG_NOSIGNAL);
             if (n < 0) {
                 if (errno == EINTR) continue;
-                fail(kExitNoAnswer, "lost the connection to " + path_ + ": " + std::strerror(errno));
+                send_err = errno;
+                break;
             }
             off += size_t(n);
         }
+        auto lost = [&](int err) {
+            fail(kExitNoAnswer, "lost the connection to " + path_ + ": " + std::strerror(send_err ? send_err : err));
+        };
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
         for (;;) {
             const size_t nl = buf_.find('\n');
@@ -107,10 +115,13 @@ public:
             if (r <= 0) continue;
             char tmp[65536];
             const ssize_t n = ::read(fd_, tmp, sizeof tmp);
-            if (n == 0) fail(kExitNoAnswer, "Stateline closed the connection on " + path_ + " (it stopped?)");
+            if (n == 0) {
+                if (send_err) lost(send_err);
+                fail(kExitNoAnswer, "Stateline closed the connection on " + path_ + " (it stopped?)");
+            }
             if (n < 0) {
                 if (errno == EINTR) continue;
-                fail(kExitNoAnswer, "lost the connection to " + path_ + ": " + std::strerror(errno));
+                lost(errno);
             }
             buf_.append(tmp, size_t(n));
         }
