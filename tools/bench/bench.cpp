@@ -1142,6 +1142,11 @@ int soak_main(int argc, char** argv) {
                 {"conn_records", r.records}, {"conn_records_dropped", r.records_dropped},
                 {"rss_first_mib", r.rss_first_mib}, {"rss_min_mib", r.rss_min_mib}, {"rss_max_mib", r.rss_max_mib},
                 {"syn_flood_alert", r.syn_alert}, {"failed", r.failed}};
+            nlohmann::ordered_json alerts = nlohmann::ordered_json::object();
+            for (const auto& a : r.alerts) alerts[a.first] = alerts.value(a.first, 0) + 1;
+            j["alerts_started"] = alerts;
+            j["detect"] = o.detect;
+            j["data_every"] = o.data_every;
             out << j.dump() << "\n";
         }
     }
