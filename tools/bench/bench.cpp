@@ -15,6 +15,9 @@
 // monitor mode (counted, nothing dropped: the bench has no port to forward to), so that the
 // cost of rule evaluation is measured by comparing runs with and without it. Victim sets are
 // not fed (rules with victim_of take their cheap path: no alert active) unless --victims.
+//
+// `stateline-bench soak --flood syn|rst|ack|fin|all ...`: the flood soak (opt-in, minutes, not in
+// the test suite; see run_soak below and docs/reliability.md), with pass/fail checks.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -46,6 +49,7 @@
 #include "mitigation.hpp"
 #include "parser.hpp"
 #include "pcap_out.hpp"
+#include "rng.hpp"
 #include "ports.hpp"
 #include "tcp_tracker.hpp"
 #include "worker.hpp"
@@ -677,9 +681,483 @@ Result run_workload(Workload& wl, unsigned lcore, const Options& o, const tcp::T
     return r;
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// soak: `stateline-bench soak --flood syn|rst|ack|fin|all ...` (issue 8, "Floods"). Opt-in, not
+// in the test suite: minutes of a spoofed flood from millions of sources, at full speed on this
+// thread, on top of established connections that keep sending data, through the real worker
+// pipeline (worker_process_burst on a Worker with its FlowTable, Tracker and detector; frames
+// written straight into mbufs of a pool, no port). Its checks are pass/fail (exit status 1):
+//   - every established connection is still in the table, ESTABLISHED on both sides (all of them
+//     looked up once a second and at the end), and no established entry was evicted;
+//   - memory stays flat: RSS (/proc/self/statm) max - min after the warm-up within a bound;
+//   - half-open entries are recycled by the documented policy (lib/flow/README.md): the table
+//     evicts only non-established entries (counted by class and reason in the remove hook);
+//   - accounting to the packet: frames fed = rx_packets = the sum of every outcome counter;
+//   - SYN flood with detection on: a syn_flood alert is raised.
+
+struct SoakOptions {
+    std::vector<std::string> floods;
+    uint64_t sources = 10'000'000;
+    uint32_t established = 100'000;
+    double seconds = 120;
+    uint32_t capacity = 1u << 20;
+    uint32_t data_every = 10;      // one data segment on an established connection per this many frames
+    double rss_warmup = 5;         // seconds of flood before RSS is judged
+    double rss_bound_mib = 4;      // max - min after the warm-up
+    bool detect = true;
+    uint32_t interval_ms = 1000;
+    uint64_t seed = 1;
+    std::string json;
+};
+
+struct SoakHook {
+    Worker* w = nullptr;
+    // Removals by the entry's timeout class at removal time and the reason.
+    uint64_t by[flow::kTimeoutClassCount][flow::kRemoveReasonCount] = {};
+};
+
+void soak_on_remove(void* ctx, uint32_t idx, flow::RemoveReason why) {
+    auto& h = *static_cast<SoakHook*>(ctx);
+    ++h.by[unsigned(h.w->table->entry(idx).tclass)][unsigned(why)];
+    worker_on_remove(h.w, idx, why);
+}
+
+struct SoakResult {
+    std::string flood;
+    double seconds = 0, mpps = 0;
+    uint64_t setup_frames = 0, flood_frames = 0, data_frames = 0, fed = 0;
+    uint64_t rx_packets = 0, outcome_sum = 0, outcome_tcp = 0;
+    uint32_t established = 0, established_kept = 0, worst_kept = 0;  // worst: lowest once-a-second count
+    uint64_t checks_run = 0;
+    uint64_t est_removed = 0;  // established-class entries removed by eviction (must be 0)
+    uint64_t removed[flow::kRemoveReasonCount] = {};
+    uint64_t half_open_removed[flow::kRemoveReasonCount] = {};
+    uint64_t est_class_removed[flow::kRemoveReasonCount] = {};
+    uint64_t insert_failed[flow::kInsertFailureCount] = {};
+    uint64_t active = 0, active_by_class[flow::kTimeoutClassCount] = {};
+    uint64_t untracked = 0, created = 0, records = 0, records_dropped = 0;
+    double rss_first_mib = 0, rss_min_mib = 0, rss_max_mib = 0;
+    bool syn_alert = false;
+    std::vector<std::pair<std::string, std::string>> alerts;
+    std::vector<std::string> failed;
+};
+
+double rss_mib() {
+    std::FILE* f = std::fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    unsigned long size = 0, res = 0;
+    if (std::fscanf(f, "%lu %lu", &size, &res) != 2) res = 0;
+    std::fclose(f);
+    return double(res) * double(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
+}
+
+SoakResult run_soak(const std::string& flood, const SoakOptions& o, const tcp::Tracker& tracker, [[maybe_unused]] bool tty) {
+    SoakResult r;
+    r.flood = flood;
+    r.established = o.established;
+    static int seq = 0;
+    ++seq;
+    constexpr uint16_t priv = uint16_t(RTE_ALIGN_CEIL(sizeof(packet::PacketMeta), RTE_MBUF_PRIV_ALIGN));
+    const std::string pname = "soak_pool" + std::to_string(seq);
+    rte_mempool* pool = rte_pktmbuf_pool_create(pname.c_str(), 4095, 256, priv, 512 + RTE_PKTMBUF_HEADROOM, int(rte_socket_id()));
+    if (!pool) {
+        std::fprintf(stderr, "stateline-bench: cannot create the mbuf pool: %s\n", rte_strerror(rte_errno));
+        std::exit(1);
+    }
+    flow::FlowTableConfig tcfg;
+    tcfg.capacity = o.capacity;
+    const size_t tbytes = flow::FlowTable::memory_size(tcfg.capacity);
+    void* mem = rte_malloc("soak_table", tbytes, 64);
+    if (!mem) {
+        std::fprintf(stderr, "stateline-bench: cannot allocate %zu MiB for the flow table\n", tbytes >> 20);
+        std::exit(1);
+    }
+    auto w = std::make_unique<Worker>();
+    RunState run;
+    SoakHook hook;
+    hook.w = w.get();
+    w->run = &run;
+    w->burst = 32;
+    w->lcore = rte_lcore_id();
+    w->tracker = &tracker;
+    flow::FlowTable table(tcfg, mem, soak_on_remove, &hook);
+    w->table = &table;
+    const std::string rname = "soak_conn" + std::to_string(seq);
+    w->conn_ring = rte_ring_create_elem(rname.c_str(), sizeof(connlog::ConnRecord), 65536, int(rte_socket_id()),
+                                        RING_F_SP_ENQ | RING_F_SC_DEQ);
+    w->tsc_hz = rte_get_tsc_hz();
+    w->tsc_base = rte_rdtsc();
+    w->ns_base = wall_ns();
+
+    // Detection as run_workload builds it (default settings), polled on this same thread.
+    detect::Settings ds;
+    ds.interval_ms = o.interval_ms;
+    std::unique_ptr<detect::VerifiedSources> verified;
+    std::unique_ptr<detect::WorkerDetector> detector;
+    std::unique_ptr<detect::Aggregator> agg;
+    if (o.detect) {
+        sketch::SketchGeometry geo;
+        geo.width = ds.sketch_width;
+        const uint64_t interval_ns = uint64_t{ds.interval_ms} * 1'000'000;
+        verified = std::make_unique<detect::VerifiedSources>();
+        detector = std::make_unique<detect::WorkerDetector>(geo, ds.top, verified.get(), w->ns_base / interval_ns,
+                                                             geo.seed ^ (w->id + 1));
+        w->detector = detector.get();
+        w->interval_ns = interval_ns;
+        w->next_boundary_ns = (w->ns_base / interval_ns + 1) * interval_ns;
+        agg = std::make_unique<detect::Aggregator>(ds, geo, std::vector<detect::WorkerDetector*>{detector.get()},
+                                                   verified.get(), [&r](const nlohmann::json& ev) {
+                                                       if (ev["event"] == "start")
+                                                           r.alerts.emplace_back(ev["type"].get<std::string>(),
+                                                                                 ev["target"].get<std::string>());
+                                                   });
+    }
+    ConnSink sink;
+
+    // The established connections: real handshakes through the pipeline.
+    std::mt19937_64 srng(o.seed);
+    std::vector<Conn> conns;
+    conns.reserve(o.established);
+    FrameList fl;
+    for (uint32_t i = 0; i < o.established; ++i) {
+        Conn c = make_conn(i, srng);
+        handshake(fl, c);
+        conns.push_back(c);
+    }
+    std::vector<flow::FlowKey> keys(o.established);
+    std::vector<uint32_t> hashes(o.established);
+    for (uint32_t i = 0; i < o.established; ++i) {
+        uint8_t src[16], dst[16];
+        flow::map_ipv4(src, conns[i].cip);
+        flow::map_ipv4(dst, conns[i].sip);
+        flow::make_key(keys[i], src, conns[i].cport, dst, conns[i].sport, 0, 0);
+        hashes[i] = flow::flow_hash(keys[i]);
+    }
+    std::fprintf(stderr, "  %-4s %u connections: %zu handshake frames through the pipeline\n", flood.c_str(),
+                 o.established, fl.size());
+    run_warmup(*w, pool, fl, agg.get());
+    sink.drain(*w);
+    r.setup_frames = fl.size();
+    fl = FrameList{};
+    auto count_kept = [&] {
+        uint32_t ok = 0;
+        for (uint32_t i = 0; i < o.established; ++i) {
+            const uint32_t idx = table.lookup(keys[i], hashes[i]);
+            ok += idx != flow::kNoEntry &&
+                  tcp::Tracker::state_of(table.entry(idx), flow::Side::lo) == tcp::State::established &&
+                  tcp::Tracker::state_of(table.entry(idx), flow::Side::hi) == tcp::State::established;
+        }
+        return ok;
+    };
+    const uint32_t kept0 = count_kept();
+    if (kept0 != o.established)
+        r.failed.push_back("setup: only " + std::to_string(kept0) + " of " + std::to_string(o.established) +
+                           " handshakes ended ESTABLISHED");
+    r.worst_kept = kept0;
+
+    // The flood. Spoofed sources 11.0.0.0 + (i mod sources), random source ports, to four
+    // victims 198.51.100.1-4 port 80; stray RST / ACK / FIN-ACK with random sequence numbers.
+    uint8_t tflags = tf::syn;
+    if (flood == "rst") tflags = tf::rst;
+    else if (flood == "ack") tflags = tf::ack;
+    else if (flood == "fin") tflags = tf::fin | tf::ack;
+    gen::Rng rng(o.seed * 7919 + seq);
+    uint64_t src_i = 0;
+    uint32_t next_conn = 0, round = 0;
+    uint64_t frame_no = 0;
+    rte_mbuf* m[32];
+    const uint64_t t0 = wall_ns();
+    const uint64_t end_ns = t0 + uint64_t(o.seconds * 1e9);
+    uint64_t next_tick = t0 + 1'000'000'000ull;
+    uint64_t tick_frames = 0, tick_ns = t0;
+    bool rss_any = false;
+    r.rss_first_mib = rss_mib();
+    auto counters_now = [&] { return counters::collect(w->counters, table.stats()); };
+    const uint64_t fed_setup = r.setup_frames;
+    for (;;) {
+        const uint64_t now = wall_ns();
+        if (now >= next_tick) {
+            // Once a second: RSS, every established connection, a progress line.
+            sink.drain(*w);
+            const double el = double(now - t0) / 1e9;
+            const double rss = rss_mib();
+            if (el >= o.rss_warmup + 0.5) {
+                if (!rss_any || rss < r.rss_min_mib) r.rss_min_mib = rss;
+                if (!rss_any || rss > r.rss_max_mib) r.rss_max_mib = rss;
+                rss_any = true;
+            }
+            const uint32_t kept = count_kept();
+            ++r.checks_run;
+            r.worst_kept = std::min(r.worst_kept, kept);
+            const auto& st = table.stats();
+            uint64_t est_ev = 0, ev = 0;
+            for (unsigned c = 0; c < flow::kTimeoutClassCount; ++c) {
+                const uint64_t n = hook.by[c][unsigned(flow::RemoveReason::evicted_table_full)] +
+                                   hook.by[c][unsigned(flow::RemoveReason::evicted_bucket_full)];
+                ev += n;
+                if (c == unsigned(flow::TimeoutClass::established)) est_ev += n;
+            }
+            const double mpps = double(tick_frames) / (double(now - tick_ns) / 1e3);
+            std::fprintf(stderr,
+                         "  %-4s %6.1f s %6.2f Mpps %8.1f M frames  RSS %7.1f MiB  table %7llu/%u (half-open %llu, est %llu)  "
+                         "evicted %.2f M (est %llu)  refused %llu  kept %u/%u\n",
+                         flood.c_str(), el, mpps, double(frame_no) / 1e6, rss, (unsigned long long)st.active, o.capacity,
+                         (unsigned long long)st.active_by_class[unsigned(flow::TimeoutClass::half_open)],
+                         (unsigned long long)st.active_by_class[unsigned(flow::TimeoutClass::established)], double(ev) / 1e6,
+                         (unsigned long long)est_ev,
+                         (unsigned long long)(st.insert_failed[0] + st.insert_failed[1]), kept, o.established);
+            tick_frames = 0;
+            tick_ns = wall_ns();
+            next_tick = tick_ns + 1'000'000'000ull;
+            if (now >= end_ns) break;
+            continue;
+        }
+        if (rte_pktmbuf_alloc_bulk(pool, m, 32) != 0) {
+            std::fprintf(stderr, "stateline-bench: mbuf pool exhausted (mbufs leaked by the pipeline?)\n");
+            r.failed.push_back("mbuf pool exhausted: the pipeline did not free every frame");
+            break;
+        }
+        w->now_ns = now;
+        table.set_now(uint32_t(now / 1'000'000));
+        if (w->detector && now >= w->next_boundary_ns) {
+            interval_boundary(*w);
+            agg->poll();
+        }
+        for (unsigned k = 0; k < 32; ++k, ++frame_no) {
+            uint8_t* out = rte_pktmbuf_mtod(m[k], uint8_t*);
+            uint32_t len;
+            if (frame_no % o.data_every == o.data_every - 1) {
+                // Round robin: every connection in turn, each turn the other direction.
+                Conn& c = conns[next_conn];
+                const bool up = ((next_conn & 1) ^ round) != 0;
+                if (++next_conn == conns.size()) next_conn = 0, round ^= 1;
+                if (up) {
+                    len = write_seg(out, c, true, tf::ack | tf::psh, c.cseq, c.sseq, kPayload);
+                    c.cseq += kPayload;
+                } else {
+                    len = write_seg(out, c, false, tf::ack | tf::psh, c.sseq, c.cseq, kPayload);
+                    c.sseq += kPayload;
+                }
+                ++r.data_frames;
+            } else {
+                Conn f{};
+                const uint32_t src = 0x0b000000u + uint32_t(src_i);
+                if (++src_i == o.sources) src_i = 0;
+                const uint64_t x = rng.next();
+                for (int b = 0; b < 4; ++b) f.cip[b] = uint8_t(src >> (24 - 8 * b));
+                f.sip[0] = 198, f.sip[1] = 51, f.sip[2] = 100, f.sip[3] = uint8_t(1 + (x & 3));
+                f.cport = uint16_t(1024 + (x >> 8) % 64512);
+                f.sport = 80;
+                len = write_seg(out, f, true, tflags, uint32_t(x >> 32), tflags & tf::ack ? uint32_t(x >> 24) : 0, 0);
+                ++r.flood_frames;
+            }
+            m[k]->data_len = uint16_t(len);
+            m[k]->pkt_len = len;
+            packet::PacketMeta* meta = meta_of(m[k]);
+            packet::parse_frame(out, len, packet::LinkType::ethernet, *meta);
+            meta->ts_ns = now;
+        }
+        worker_process_burst(*w, m, 32);
+        table.expire_step();  // the worker's housekeeping slice
+        if ((frame_no & 4095) == 0) sink.drain(*w);
+        tick_frames += 32;
+    }
+    r.seconds = double(wall_ns() - t0) / 1e9;
+    sink.drain(*w);
+    if (agg) {
+        agg->finish("shutdown");
+    }
+    r.fed = fed_setup + frame_no;
+    r.mpps = double(frame_no) / r.seconds / 1e6;
+    r.established_kept = count_kept();
+    const auto after = counters_now();
+    r.rx_packets = counter(after, "rx", "rx_packets");
+    r.outcome_sum = counter_sum(after, "outcomes");
+    r.outcome_tcp = counter(after, "outcomes", "tcp");
+    r.untracked = counter(after, "rx", "untracked_no_room");
+    r.created = counter(after, "flows", "created");
+    r.records = sink.records;
+    r.records_dropped = counter(after, "rx", "conn_records_dropped");
+    const auto& st = table.stats();
+    for (unsigned k = 0; k < flow::kRemoveReasonCount; ++k) {
+        r.removed[k] = st.removed[k];
+        r.half_open_removed[k] = hook.by[unsigned(flow::TimeoutClass::half_open)][k];
+        r.est_class_removed[k] = hook.by[unsigned(flow::TimeoutClass::established)][k];
+    }
+    for (unsigned k = 0; k < flow::kInsertFailureCount; ++k) r.insert_failed[k] = st.insert_failed[k];
+    r.active = st.active;
+    for (unsigned c = 0; c < flow::kTimeoutClassCount; ++c) r.active_by_class[c] = st.active_by_class[c];
+    r.est_removed = r.est_class_removed[unsigned(flow::RemoveReason::evicted_table_full)] +
+                    r.est_class_removed[unsigned(flow::RemoveReason::evicted_bucket_full)];
+    for (const auto& [type, target] : r.alerts)
+        r.syn_alert = r.syn_alert || (type == "syn_flood" && target.rfind("198.51.100.", 0) == 0);
+
+    // The checks.
+    auto fail = [&](const std::string& s) { r.failed.push_back(s); };
+    if (r.established_kept != o.established)
+        fail("established kept at the end: " + std::to_string(r.established_kept) + " of " + std::to_string(o.established));
+    if (r.worst_kept != o.established)
+        fail("established kept, worst once-a-second check: " + std::to_string(r.worst_kept) + " of " +
+             std::to_string(o.established));
+    if (r.est_removed) fail("established entries evicted: " + std::to_string(r.est_removed));
+    // Policy: evictions only of non-established entries (hook sees the class before removal).
+    if (!(r.fed == r.rx_packets && r.rx_packets == r.outcome_sum))
+        fail("accounting: fed " + std::to_string(r.fed) + ", rx_packets " + std::to_string(r.rx_packets) +
+             ", sum of outcomes " + std::to_string(r.outcome_sum));
+    if (r.outcome_tcp != r.fed) fail("accounting: outcome tcp " + std::to_string(r.outcome_tcp) + " != fed " + std::to_string(r.fed));
+    if (!rss_any) fail("RSS: no sample after the warm-up (run longer than --rss-warmup)");
+    else if (r.rss_max_mib - r.rss_min_mib > o.rss_bound_mib) {
+        char b[128];
+        std::snprintf(b, sizeof b, "RSS grew: max - min %.1f MiB > %.1f MiB", r.rss_max_mib - r.rss_min_mib, o.rss_bound_mib);
+        fail(b);
+    }
+    if (flood == "syn" && o.detect && !r.syn_alert) fail("detection: no syn_flood alert on 198.51.100.x");
+
+    rte_ring_free(w->conn_ring);
+    w.reset();
+    agg.reset();
+    detector.reset();
+    rte_free(mem);
+    rte_mempool_free(pool);
+    return r;
+}
+
+int soak_main(int argc, char** argv) {
+    CLI::App cli{"stateline-bench soak: a spoofed flood from millions of sources over established connections, "
+                 "through the worker pipeline at full speed, with pass/fail checks",
+                 "stateline-bench soak"};
+    SoakOptions o;
+    std::string flood = "syn", detect = "on";
+    cli.add_option("--flood", flood, "syn, rst, ack, fin or all (one after the other, a fresh table each)")
+        ->check(CLI::IsMember({"syn", "rst", "ack", "fin", "all"}));
+    cli.add_option("--sources", o.sources, "Distinct spoofed source addresses, cycled (11.0.0.0 + i)")
+        ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 24));
+    cli.add_option("--established", o.established, "Established connections set up first (real handshakes)")
+        ->check(CLI::Range(1u, 16'000'000u));
+    cli.add_option("-t,--seconds", o.seconds, "Seconds of flood (each, with --flood all)")->check(CLI::PositiveNumber);
+    cli.add_option("--capacity", o.capacity, "Flow table capacity (per worker; the appliance's default 1048576)")
+        ->check(CLI::Range(1024u, 1u << 28));
+    cli.add_option("--data-every", o.data_every, "One data segment on an established connection every N frames")
+        ->check(CLI::Range(2u, 1'000'000u));
+    cli.add_option("--rss-warmup", o.rss_warmup, "Seconds of flood before RSS is judged");
+    cli.add_option("--rss-bound-mib", o.rss_bound_mib, "Largest RSS max - min after the warm-up, MiB");
+    cli.add_option("--detect", detect, "Detection on the worker (the appliance's default: on)")
+        ->check(CLI::IsMember({"on", "off"}));
+    cli.add_option("--seed", o.seed, "Random seed");
+    cli.add_option("--json", o.json, "Write one JSON line per flood to this file");
+    cli.footer("Example: build/tools/stateline-bench soak --flood all --sources 10000000 --established 100000 --seconds 60");
+    CLI11_PARSE(cli, argc, argv);
+    o.detect = detect == "on";
+    o.floods = flood == "all" ? std::vector<std::string>{"syn", "rst", "ack", "fin"} : std::vector<std::string>{flood};
+    if (o.established >= o.capacity) {
+        std::fprintf(stderr, "stateline-bench soak: --established must be below --capacity\n");
+        return 1;
+    }
+
+    const uint64_t mem_mb = flow::FlowTable::memory_size(o.capacity) / (1 << 20) + 256;
+    std::vector<std::string> eal = {argv[0], "--no-huge", "--no-pci", "--no-shconf", "--no-telemetry",
+                                    "--file-prefix=stateline-soak-" + std::to_string(getpid()), "-m", std::to_string(mem_mb),
+                                    "-l", "0", "--log-level=warning"};
+    std::vector<char*> eargv;
+    for (auto& s : eal) eargv.push_back(s.data());
+    if (rte_eal_init(int(eargv.size()), eargv.data()) < 0) {
+        std::fprintf(stderr, "stateline-bench: EAL init failed: %s\n", rte_strerror(rte_errno));
+        return 1;
+    }
+    const tcp::Tracker tracker;
+    const bool tty = isatty(STDERR_FILENO);
+    std::vector<SoakResult> results;
+    for (const auto& f : o.floods) results.push_back(run_soak(f, o, tracker, tty));
+
+    // The final table.
+    std::printf("\n%-5s %7s %10s %6s %15s %12s %10s %10s %10s %17s %s\n", "flood", "seconds", "frames", "Mpps",
+                "est. kept", "est.evicted", "evicted", "ho.expired", "refused", "RSS min/max MiB", "accounting");
+    for (const auto& r : results) {
+        const uint64_t ev = r.removed[unsigned(flow::RemoveReason::evicted_table_full)] +
+                            r.removed[unsigned(flow::RemoveReason::evicted_bucket_full)];
+        char kept[32], rss[40];
+        std::snprintf(kept, sizeof kept, "%u/%u", r.established_kept, r.established);
+        std::snprintf(rss, sizeof rss, "%.1f/%.1f", r.rss_min_mib, r.rss_max_mib);
+        const bool acc = r.fed == r.rx_packets && r.rx_packets == r.outcome_sum;
+        std::printf("%-5s %7.1f %10llu %6.2f %15s %12llu %10llu %10llu %10llu %17s %s (%llu = %llu = %llu)\n", r.flood.c_str(),
+                    r.seconds, (unsigned long long)r.fed, r.mpps, kept, (unsigned long long)r.est_removed,
+                    (unsigned long long)ev, (unsigned long long)r.half_open_removed[unsigned(flow::RemoveReason::expired)],
+                    (unsigned long long)r.untracked, rss, acc ? "ok" : "OFF", (unsigned long long)r.fed,
+                    (unsigned long long)r.rx_packets, (unsigned long long)r.outcome_sum);
+    }
+    for (const auto& r : results) {
+        std::printf("%-5s table at the end: %llu/%u (half_open %llu, established %llu, closing %llu, time_wait %llu, closed "
+                    "%llu); removed:",
+                    r.flood.c_str(), (unsigned long long)r.active, o.capacity,
+                    (unsigned long long)r.active_by_class[unsigned(flow::TimeoutClass::half_open)],
+                    (unsigned long long)r.active_by_class[unsigned(flow::TimeoutClass::established)],
+                    (unsigned long long)r.active_by_class[unsigned(flow::TimeoutClass::closing)],
+                    (unsigned long long)r.active_by_class[unsigned(flow::TimeoutClass::time_wait)],
+                    (unsigned long long)r.active_by_class[unsigned(flow::TimeoutClass::closed)]);
+        for (unsigned k = 0; k < flow::kRemoveReasonCount; ++k)
+            std::printf(" %s %llu", flow::kRemoveReasonInfo[k].name, (unsigned long long)r.removed[k]);
+        std::printf(" (of them half-open:");
+        for (unsigned k = 0; k < flow::kRemoveReasonCount; ++k)
+            std::printf(" %s %llu", flow::kRemoveReasonInfo[k].name, (unsigned long long)r.half_open_removed[k]);
+        std::printf("); insert failed: table_full %llu, bucket_full %llu; flood %llu + data %llu + setup %llu frames; "
+                    "alerts:",
+                    (unsigned long long)r.insert_failed[0], (unsigned long long)r.insert_failed[1],
+                    (unsigned long long)r.flood_frames, (unsigned long long)r.data_frames,
+                    (unsigned long long)r.setup_frames);
+        std::map<std::string, unsigned> types;
+        for (const auto& a : r.alerts) ++types[a.first];
+        if (types.empty()) std::printf(" none");
+        for (const auto& [t, n] : types) std::printf(" %s %u", t.c_str(), n);
+        std::printf("\n");
+    }
+    int failures = 0;
+    for (const auto& r : results) {
+        for (const auto& f : r.failed) std::printf("%-5s FAIL: %s\n", r.flood.c_str(), f.c_str());
+        failures += int(r.failed.size());
+        if (r.failed.empty()) std::printf("%-5s all checks passed\n", r.flood.c_str());
+    }
+    if (!o.json.empty()) {
+        std::ofstream out(o.json);
+        for (const auto& r : results) {
+            nlohmann::ordered_json removed = nlohmann::ordered_json::object(), ho = removed, est = removed, failed_ins = removed,
+                                   by_class = removed;
+            for (unsigned k = 0; k < flow::kRemoveReasonCount; ++k) {
+                removed[flow::kRemoveReasonInfo[k].name] = r.removed[k];
+                ho[flow::kRemoveReasonInfo[k].name] = r.half_open_removed[k];
+                est[flow::kRemoveReasonInfo[k].name] = r.est_class_removed[k];
+            }
+            for (unsigned k = 0; k < flow::kInsertFailureCount; ++k) failed_ins[flow::kInsertFailureInfo[k].name] = r.insert_failed[k];
+            for (unsigned c = 1; c < flow::kTimeoutClassCount; ++c)
+                by_class[flow::timeout_class_name(flow::TimeoutClass(c))] = r.active_by_class[c];
+            nlohmann::ordered_json j = {
+                {"flood", r.flood}, {"seconds", r.seconds}, {"mpps", r.mpps}, {"sources", o.sources},
+                {"capacity", o.capacity}, {"established", r.established}, {"established_kept", r.established_kept},
+                {"established_worst_check", r.worst_kept}, {"checks_run", r.checks_run},
+                {"established_evicted", r.est_removed}, {"frames_fed", r.fed}, {"setup_frames", r.setup_frames},
+                {"flood_frames", r.flood_frames}, {"data_frames", r.data_frames}, {"rx_packets", r.rx_packets},
+                {"outcome_sum", r.outcome_sum}, {"removed", removed}, {"removed_half_open", ho},
+                {"removed_established_class", est}, {"insert_failed", failed_ins}, {"untracked_no_room", r.untracked},
+                {"active", r.active}, {"active_by_class", by_class}, {"created", r.created},
+                {"conn_records", r.records}, {"conn_records_dropped", r.records_dropped},
+                {"rss_first_mib", r.rss_first_mib}, {"rss_min_mib", r.rss_min_mib}, {"rss_max_mib", r.rss_max_mib},
+                {"syn_flood_alert", r.syn_alert}, {"failed", r.failed}};
+            nlohmann::ordered_json alerts = nlohmann::ordered_json::object();
+            for (const auto& a : r.alerts) alerts[a.first] = alerts.value(a.first, 0) + 1;
+            j["alerts_started"] = alerts;
+            j["detect"] = o.detect;
+            j["data_every"] = o.data_every;
+            out << j.dump() << "\n";
+        }
+    }
+    rte_eal_cleanup();
+    return failures ? 1 : 0;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
+    // `stateline-bench soak ...`: the flood soak (opt-in, minutes), its own options.
+    if (argc >= 2 && std::strcmp(argv[1], "soak") == 0) return soak_main(argc - 1, argv + 1);
     CLI::App cli{"stateline-bench: the Stateline worker pipeline against bare DPDK RX, traffic held in memory",
                  "stateline-bench"};
     std::vector<std::string> names;
@@ -723,7 +1201,8 @@ int main(int argc, char** argv) {
         "polling the detection aggregator, as the control core does. Ratio = pipeline Mpps / bare RX\n"
         "Mpps, both measured in this run, with detection on when measured. Detection cost per packet\n"
         "= 1000/Mpps(on) - 1000/Mpps(off) ns, from alternating slices on the same table.\n"
-        "Example: build/tools/stateline-bench established synflood --seconds 5 --json bench.json");
+        "Example: build/tools/stateline-bench established synflood --seconds 5 --json bench.json\n"
+        "The flood soak (minutes, pass/fail): build/tools/stateline-bench soak --help");
     CLI11_PARSE(cli, argc, argv);
     o.detect = no_detect || detect_mode == "off" ? DetectMode::off : detect_mode == "on" ? DetectMode::on : DetectMode::both;
     o.settle = std::min(1.0, o.seconds / 3);
