@@ -203,19 +203,6 @@ uint64_t mbuf_bytes() {
     return sizeof(rte_mbuf) + RTE_ALIGN_CEIL(sizeof(packet::PacketMeta), RTE_MBUF_PRIV_ALIGN) + RTE_MBUF_DEFAULT_BUF_SIZE;
 }
 
-flow::FlowTableConfig table_config(const config::Config& c) {
-    flow::FlowTableConfig t;
-    t.capacity = c.flow_capacity;
-    t.expiry_batch = c.expiry_batch;
-    t.evict_search = c.evict_search;
-    auto ms = [](uint32_t s) { return s * 1000u; };
-    t.timeout_ms[static_cast<unsigned>(flow::TimeoutClass::half_open)] = ms(c.timeout_half_open);
-    t.timeout_ms[static_cast<unsigned>(flow::TimeoutClass::established)] = ms(c.timeout_established);
-    t.timeout_ms[static_cast<unsigned>(flow::TimeoutClass::closing)] = ms(c.timeout_closing);
-    t.timeout_ms[static_cast<unsigned>(flow::TimeoutClass::time_wait)] = ms(2 * c.msl);
-    t.timeout_ms[static_cast<unsigned>(flow::TimeoutClass::closed)] = ms(c.timeout_closed);
-    return t;
-}
 
 int count_vdev_args(const std::vector<char*>& eal) {
     int n = 0;
@@ -424,7 +411,7 @@ int main(int argc, char** argv) {
     }
 
     // Stage 5: workers and their tables, on their lcores' sockets.
-    auto tcfg = table_config(cfg);
+    auto tcfg = config::flow_table_config(cfg);
     const size_t table_bytes = flow::FlowTable::memory_size(tcfg.capacity);
     const tcp::Tracker tracker;
     std::vector<std::unique_ptr<Worker>> ws;
