@@ -272,20 +272,6 @@ uint64_t eal_memory_available(std::string& where) {
     return free_heap + pages;
 }
 
-flow::FlowTableConfig table_config(const config::Config& c) {
-    flow::FlowTableConfig t;
-    t.capacity = c.flow_capacity;
-    t.expiry_batch = c.expiry_batch;
-    t.evict_search = c.evict_search;
-    auto ms = [](uint32_t s) { return s * 1000u; };
-    t.timeout_ms[static_cast<unsigned>(flow::TimeoutClass::half_open)] = ms(c.timeout_half_open);
-    t.timeout_ms[static_cast<unsigned>(flow::TimeoutClass::established)] = ms(c.timeout_established);
-    t.timeout_ms[static_cast<unsigned>(flow::TimeoutClass::closing)] = ms(c.timeout_closing);
-    t.timeout_ms[static_cast<unsigned>(flow::TimeoutClass::time_wait)] = ms(2 * c.msl);
-    t.timeout_ms[static_cast<unsigned>(flow::TimeoutClass::closed)] = ms(c.timeout_closed);
-    return t;
-}
-
 int count_vdev_args(const std::vector<char*>& eal) {
     int n = 0;
     for (size_t i = 1; i < eal.size(); ++i) {
@@ -467,34 +453,40 @@ int main(int argc, char** argv) {
         }
         return code;
     };
+    // Errors once EAL is up release what it holds (memory, the runtime folder) before exiting,
+    // so a refused start leaves nothing behind and leak checkers stay quiet.
+    auto fail = [&](const std::string& msg, int code) {
+        cleanup(code);
+        die(msg, code);
+    };
 
     // Stage 4: ports.
     const uint16_t nports = rte_eth_dev_count_avail();
     if (capture_mode && nports != caps.size())
-        die("net_pcap opened " + std::to_string(nports) + " of " + std::to_string(caps.size()) +
+        fail("net_pcap opened " + std::to_string(nports) + " of " + std::to_string(caps.size()) +
                 " captures (see the messages above)", 1);
     if (!capture_mode) {
         // A vdev that fails to probe does not fail rte_eal_init: compare what was asked for.
         int vdevs = count_vdev_args(eal);
         if (vdevs > 0 && nports < vdevs)
-            die(std::to_string(vdevs) + " --vdev port(s) asked for but only " + std::to_string(nports) +
+            fail(std::to_string(vdevs) + " --vdev port(s) asked for but only " + std::to_string(nports) +
                     " port(s) probed: a vdev failed to probe (see the EAL messages above)", 1);
         if (nports == 0)
-            die("no port found: bind a NIC to vfio-pci (dpdk-devbind.py --bind=vfio-pci 0000:03:00.0) and allow "
+            fail("no port found: bind a NIC to vfio-pci (dpdk-devbind.py --bind=vfio-pci 0000:03:00.0) and allow "
                 "it with -a, or give a virtual port with --vdev", 1);
         if (cfg.inline_mode && nports % 2 != 0)
-            die("mitigation.mode is inline but there are " + std::to_string(nports) +
+            fail("mitigation.mode is inline but there are " + std::to_string(nports) +
                     " ports: inline mode pairs them (0<->1, 2<->3, ...), so give an even number", 2);
         unsigned avail = rte_lcore_count() - 1;
         if (avail == 0)
-            die("no worker lcore: the main lcore is the control core, so give at least two lcores (-l 0-1)", 1);
+            fail("no worker lcore: the main lcore is the control core, so give at least two lcores (-l 0-1)", 1);
         if (opt.workers && opt.workers != avail)
-            die("--workers " + std::to_string(opt.workers) + " asked for but EAL has " + std::to_string(avail) +
+            fail("--workers " + std::to_string(opt.workers) + " asked for but EAL has " + std::to_string(avail) +
                     " worker lcore(s): set them with -l/--lcores", 1);
         workers = avail;
     }
     if (rte_lcore_count() < (capture_mode ? workers + 2 : workers + 1))
-        die("fewer lcores than needed (" + std::to_string(rte_lcore_count()) + ")", 1);
+        fail("fewer lcores than needed (" + std::to_string(rte_lcore_count()) + ")", 1);
 
     if (!capture_mode) {
         // Before the pool, the tables and the lcores: EAL memory for what DPDK allocates, the
@@ -502,11 +494,11 @@ int main(int argc, char** argv) {
         std::string where;
         std::string merr = check_memory(memory_items(cfg, workers, false, true), eal_memory_available(where), where);
         if (merr.empty()) merr = check_memory(memory_items(cfg, workers, false, false), mem_available_bytes(), "MemAvailable");
-        if (!merr.empty()) die("not enough memory, nothing started: " + merr, 2);
+        if (!merr.empty()) fail("not enough memory, nothing started: " + merr, 2);
     }
     std::string err;
     rte_mempool* pool = create_pktmbuf_pool(cfg.mbufs, static_cast<int>(rte_socket_id()), err);
-    if (!pool) die(err, 1);
+    if (!pool) fail(err, 1);
 
     std::vector<PortInfo> ports;
     uint16_t p;
@@ -514,13 +506,13 @@ int main(int argc, char** argv) {
         PortInfo pi;
         uint16_t q = capture_mode ? 1 : static_cast<uint16_t>(workers);
         uint16_t tq = cfg.inline_mode ? static_cast<uint16_t>(workers) : 1;
-        if (!setup_port(p, q, tq, static_cast<uint16_t>(cfg.rx_descriptors), pool, capture_mode, pi, err)) die(err, 1);
+        if (!setup_port(p, q, tq, static_cast<uint16_t>(cfg.rx_descriptors), pool, capture_mode, pi, err)) fail(err, 1);
         if (capture_mode) pi.link = caps[ports.size()].link;
         ports.push_back(pi);
     }
 
     // Stage 5: workers and their tables, on their lcores' sockets.
-    auto tcfg = table_config(cfg);
+    auto tcfg = config::flow_table_config(cfg);
     const size_t table_bytes = flow::FlowTable::memory_size(tcfg.capacity);
     const tcp::Tracker tracker;
     std::vector<std::unique_ptr<Worker>> ws;
@@ -540,7 +532,7 @@ int main(int argc, char** argv) {
         int socket = static_cast<int>(rte_lcore_to_socket_id(w->lcore));
         void* mem = rte_malloc_socket("flow_table", table_bytes, 64, socket);
         if (!mem)
-            die("cannot allocate the flow table (" + std::to_string(table_bytes >> 20) + " MiB for " +
+            fail("cannot allocate the flow table (" + std::to_string(table_bytes >> 20) + " MiB for " +
                     std::to_string(tcfg.capacity) + " connections) on socket " + std::to_string(socket) +
                     ": lower flow_table.capacity or give EAL more memory",
                 1);
@@ -551,7 +543,7 @@ int main(int argc, char** argv) {
         std::string cname = "conn_ring" + std::to_string(i);
         w->conn_ring = rte_ring_create_elem(cname.c_str(), sizeof(connlog::ConnRecord), cfg.conn_ring, socket,
                                             RING_F_SP_ENQ | RING_F_SC_DEQ);
-        if (!w->conn_ring) die("cannot create " + cname + ": " + rte_strerror(rte_errno), 1);
+        if (!w->conn_ring) fail("cannot create " + cname + ": " + rte_strerror(rte_errno), 1);
         w->tsc_hz = rte_get_tsc_hz();
         w->tsc_base = rte_rdtsc();
         w->ns_base = uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -562,7 +554,7 @@ int main(int argc, char** argv) {
             w->yield_when_idle = true;
             std::string name = "worker_ring" + std::to_string(i);
             w->ring = rte_ring_create(name.c_str(), cfg.worker_ring, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
-            if (!w->ring) die("cannot create " + name + ": " + rte_strerror(rte_errno), 1);
+            if (!w->ring) fail("cannot create " + name + ": " + rte_strerror(rte_errno), 1);
         } else {
             w->input = InputKind::ports;
             // Inline, each port forwards to its pair's: 0<->1, 2<->3, ...

@@ -107,9 +107,10 @@ inline bool rules_step(Worker& w, rte_mbuf* mb, const PacketMeta& m, uint32_t e,
 // its entry is certainly still its own: a later insert in the burst may recycle it). Misses
 // insert; what cannot be inserted is counted. A SYN reusing a tuple in TIME-WAIT closes the old
 // connection and opens a new one.
-inline void stage_track(Worker& w, PacketMeta** tcp, const uint32_t* idx, uint16_t nt, rte_mbuf** pkts,
-                        const uint16_t* pos, uint8_t* drop) {
-    const bool with_rules = w.rules != nullptr && w.rules->set().size() != 0;
+// `with_rules`: the burst runs the rules (drop[] cleared); returns whether any frame is to drop.
+inline bool stage_track(Worker& w, PacketMeta** tcp, const uint32_t* idx, uint16_t nt, rte_mbuf** pkts,
+                        const uint16_t* pos, uint8_t* drop, bool with_rules) {
+    bool any_drop = false;
     FlowTable& t = *w.table;
     const tcp::Tracker& tr = *w.tracker;
     for (uint16_t i = 0; i < nt; ++i) {
@@ -127,7 +128,7 @@ inline void stage_track(Worker& w, PacketMeta** tcp, const uint32_t* idx, uint16
                 e = t.find_or_insert(m.key, m.hash, TimeoutClass::half_open, &created);
                 if (e == kNoEntry) [[unlikely]] {
                     w.counters.add(counters::Scalar::untracked_no_room);
-                    if (with_rules) drop[pos[i]] = rules_step(w, pkts[pos[i]], m, kNoEntry, true);
+                    if (with_rules) any_drop |= (drop[pos[i]] = rules_step(w, pkts[pos[i]], m, kNoEntry, true));
                     break;
                 }
             }
@@ -148,10 +149,11 @@ inline void stage_track(Worker& w, PacketMeta** tcp, const uint32_t* idx, uint16
                 const bool orig_hi = (t.entry(e).flags & flow::flow_flag::orig_is_hi) != 0;
                 w.detector->on_segment(m, v.signals, orig_hi ? flow::Side::lo : flow::Side::hi);
             }
-            if (with_rules) drop[pos[i]] = rules_step(w, pkts[pos[i]], m, e, created);
+            if (with_rules) any_drop |= (drop[pos[i]] = rules_step(w, pkts[pos[i]], m, e, created));
             break;
         }
     }
+    return any_drop;
 }
 
 inline void stage_parse(Worker& w, rte_mbuf** pkts, uint16_t n, packet::LinkType link) {
@@ -315,6 +317,7 @@ void worker_process_burst(Worker& w, rte_mbuf** pkts, uint16_t n, const RxQueue*
     uint8_t drop[kMaxBurst];
     const bool with_rules = w.rules != nullptr && w.rules->set().size() != 0;
     if (with_rules) std::memset(drop, 0, n);
+    bool any_drop = false;
     uint16_t nt = stage_classify(w, pkts, n, tcp, keys, hashes, pos);
     if (nt) {
         w.table->lookup_bulk(keys, hashes, nt, idx);
@@ -324,11 +327,8 @@ void worker_process_burst(Worker& w, rte_mbuf** pkts, uint16_t n, const RxQueue*
             if (idx[i] != kNoEntry) rte_prefetch0(&w.table->cold(idx[i]));
         if (w.detector)
             for (uint16_t i = 0; i < nt; ++i) w.detector->prefetch(*tcp[i]);
-        stage_track(w, tcp, idx, nt, pkts, pos, drop);
+        any_drop = stage_track(w, tcp, idx, nt, pkts, pos, drop, with_rules);
     }
-    bool any_drop = false;
-    if (with_rules && w.inline_mode)
-        for (uint16_t i = 0; i < n; ++i) any_drop |= drop[i] != 0;
     stage_emit(w, pkts, n, drop, any_drop, rq);
 }
 

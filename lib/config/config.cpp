@@ -735,6 +735,20 @@ std::string reference_markdown() {
     return md;
 }
 
+flow::FlowTableConfig flow_table_config(const Config& c) {
+    flow::FlowTableConfig t;
+    t.capacity = c.flow_capacity;
+    t.expiry_batch = c.expiry_batch;
+    t.evict_search = c.evict_search;
+    auto ms = [](uint32_t s) { return s * 1000u; };
+    t.timeout_ms[static_cast<unsigned>(flow::TimeoutClass::half_open)] = ms(c.timeout_half_open);
+    t.timeout_ms[static_cast<unsigned>(flow::TimeoutClass::established)] = ms(c.timeout_established);
+    t.timeout_ms[static_cast<unsigned>(flow::TimeoutClass::closing)] = ms(c.timeout_closing);
+    t.timeout_ms[static_cast<unsigned>(flow::TimeoutClass::time_wait)] = ms(2 * c.msl);
+    t.timeout_ms[static_cast<unsigned>(flow::TimeoutClass::closed)] = ms(c.timeout_closed);
+    return t;
+}
+
 std::string format_errors(const std::vector<Error>& errors) {
     std::string s;
     for (const auto& e : errors) s += e.where + ": " + e.what + "\n";

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "detect_settings.hpp"
+#include "flow_table.hpp"
 
 namespace stateline::rules {
 class RuleSet;  // rules.hpp
@@ -113,6 +114,10 @@ const std::vector<ParamInfo>& parameters();
 // The Markdown reference of the configuration (docs/config.md), rendered from the schema: every
 // parameter by section, then the groups: and rules: lists. A unit test keeps docs/config.md equal.
 std::string reference_markdown();
+
+// The flow table a worker gets from this config (capacity, expiry, timeouts in ms by class;
+// TIME-WAIT lasts 2 * msl). The appliance and stateline-rules test build their tables from it.
+flow::FlowTableConfig flow_table_config(const Config& c);
 
 // Renders errors one per line: "file:line:col: what".
 std::string format_errors(const std::vector<Error>& errors);

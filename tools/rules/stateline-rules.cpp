@@ -247,16 +247,8 @@ int test(const TestArgs& a) {
     }
 
     // Flow table and tracker, as a worker has them.
-    sf::FlowTableConfig tc;
-    tc.capacity = a.capacity ? a.capacity : cfg.flow_capacity;
-    tc.expiry_batch = cfg.expiry_batch;
-    tc.evict_search = cfg.evict_search;
-    auto ms = [](uint32_t s) { return s * 1000u; };
-    tc.timeout_ms[static_cast<unsigned>(sf::TimeoutClass::half_open)] = ms(cfg.timeout_half_open);
-    tc.timeout_ms[static_cast<unsigned>(sf::TimeoutClass::established)] = ms(cfg.timeout_established);
-    tc.timeout_ms[static_cast<unsigned>(sf::TimeoutClass::closing)] = ms(cfg.timeout_closing);
-    tc.timeout_ms[static_cast<unsigned>(sf::TimeoutClass::time_wait)] = ms(2 * cfg.msl);
-    tc.timeout_ms[static_cast<unsigned>(sf::TimeoutClass::closed)] = ms(cfg.timeout_closed);
+    sf::FlowTableConfig tc = stateline::config::flow_table_config(cfg);
+    if (a.capacity) tc.capacity = a.capacity;
     const size_t mem_size = (sf::FlowTable::memory_size(tc.capacity) + 63) & ~size_t{63};
     void* mem = std::aligned_alloc(64, mem_size);
     if (!mem) {
