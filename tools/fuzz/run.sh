@@ -2,12 +2,13 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Builds and runs the libFuzzer targets of tests/fuzz/ (issue 8; docs/reliability.md).
 #
-#   tools/fuzz/run.sh [--runs N] [--smoke] [--jobs J] [--build-dir DIR] [--no-build] [target...]
+#   tools/fuzz/run.sh [--runs N] [--smoke] [--max-time S] [--jobs J] [--build-dir DIR] [--no-build] [target...]
 #
 #   targets     parser tcp config ctl (default: all four)
 #   --runs N    executions per target (default: $FUZZ_RUNS, else 1e8 for parser and tcp, 1e6 for
 #               config and ctl)
 #   --smoke     a short run of each (CI): 20000 executions or 30 s, whichever comes first
+#   --max-time S  stop each target after S seconds even if its executions are not all done
 #   --jobs J    targets run at once (default 1; each libFuzzer process uses one core)
 #   --build-dir the clang build (default build-fuzz, set up here with CC=clang-14 CXX=clang++-14
 #               and -Dfuzz=true when missing)
@@ -24,6 +25,7 @@ root=$PWD
 
 runs=${FUZZ_RUNS:-}
 smoke=0
+max_time=""
 jobs=1
 build=build-fuzz
 do_build=1
@@ -33,10 +35,11 @@ while [ $# -gt 0 ]; do
     --runs) runs=$2; shift 2 ;;
     --runs=*) runs=${1#*=}; shift ;;
     --smoke) smoke=1; shift ;;
+    --max-time) max_time=$2; shift 2 ;;
     --jobs|-j) jobs=$2; shift 2 ;;
     --build-dir) build=$2; shift 2 ;;
     --no-build) do_build=0; shift ;;
-    -h|--help) sed -n '3,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '3,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     parser|tcp|config|ctl) targets+=("$1"); shift ;;
     *) echo "run.sh: unknown argument '$1' (targets: parser tcp config ctl; see --help)" >&2; exit 2 ;;
   esac
@@ -79,6 +82,7 @@ run_one() {  # target show -> log file; prints one summary line (show: libFuzzer
   mkdir -p "$build/fuzz-corpus/$t"
   local extra=()
   [ $smoke = 1 ] && extra+=(-max_total_time=30)
+  [ -n "$max_time" ] && extra+=(-max_total_time="$max_time")
   start=$(date +%s.%N)
   rc=0
   local cmd=("$build/tests/fuzz/fuzz_$t" -runs="$n" -max_len="$(max_len "$t")" -timeout=25 -print_final_stats=1
@@ -99,7 +103,11 @@ run_one() {  # target show -> log file; prints one summary line (show: libFuzzer
   # Over the wall time, seeds included (libFuzzer's own average rounds a short run down to 0).
   eps=$(awk -v n="$execs" -v a="$start" -v b="$end" 'BEGIN { if (n ~ /^[0-9]+$/ && b > a) printf "%d", n / (b - a); else print "?" }')
   local verdict=ok
-  [ $rc -ne 0 ] && verdict="FOUND (exit $rc; $(ls "$build"/fuzz-artifacts/"$t"-* 2>/dev/null | tail -1))"
+  local done_runs
+  done_runs=$(grep -c -E '^#[0-9]+[[:space:]]+DONE' "$log" || true)
+  [ $rc -eq 0 ] && [ "$execs" != "$n" ] && [ "$done_runs" -gt 0 ] && verdict="ok (time limit before $n)"
+  [ $rc -eq 72 ] && verdict="interrupted"
+  [ $rc -ne 0 ] && [ $rc -ne 72 ] && verdict="FOUND (exit $rc; $(ls "$build"/fuzz-artifacts/"$t"-* 2>/dev/null | tail -1))"
   printf 'fuzz %-7s %12s execs  %8s exec/s  %8.1f s  %s\n' "$t" "$execs" "$eps" \
     "$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')" "$verdict" | tee "$build/fuzz-logs/$t.summary"
   return $rc
