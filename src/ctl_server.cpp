@@ -36,6 +36,7 @@
 #include "aggregator.hpp"
 #include "config.hpp"
 #include "ctl_path.hpp"
+#include "ctl_request.hpp"
 #include "mitigation.hpp"
 #include "rules.hpp"
 #include "flow_key.hpp"
@@ -142,13 +143,6 @@ constexpr uint64_t kListenId = 0, kWakeId = 1;  // epoll ids; clients from 2
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-// Echoes what a client wrote, shortened, for error messages.
-std::string quote(std::string_view s) {
-    std::string q(s.substr(0, 64));
-    if (s.size() > 64) q += "...";
-    return "'" + q + "'";
-}
-
 // The envelope is written by hand so that "ok" comes first (json objects sort their keys).
 std::string ok_line(const json& result, const json& id) {
     std::string l = "{\"ok\":true,";
@@ -163,55 +157,6 @@ std::string error_line(const std::string& msg, const json& id, const json& extra
     if (extra.is_object())
         for (auto& [k, v] : extra.items()) l += "," + dump(json(k)) + ":" + dump(v);
     return l + "}\n";
-}
-
-// "2024-05-01T12:00:00.123456Z" (detect::format_time) back to ns; 0 if it does not parse.
-uint64_t parse_time(const std::string& s) {
-    struct tm tm{};
-    unsigned us = 0;
-    if (std::sscanf(s.c_str(), "%d-%d-%dT%d:%d:%d.%uZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-                    &tm.tm_min, &tm.tm_sec, &us) < 6)
-        return 0;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    const time_t t = timegm(&tm);
-    return t < 0 ? 0 : uint64_t(t) * 1'000'000'000 + uint64_t{us} * 1000;
-}
-
-bool parse_addr(const std::string& s, uint8_t out[16]) {
-    uint8_t v4[4];
-    if (inet_pton(AF_INET, s.c_str(), v4) == 1) {
-        flow::map_ipv4(out, v4);
-        return true;
-    }
-    return inet_pton(AF_INET6, s.c_str(), out) == 1;
-}
-
-struct CommandInfo {
-    const char* cmd;
-    const char* args;
-    const char* help;
-};
-constexpr CommandInfo kCommands[] = {
-    {"help", "", "this list"},
-    {"status", "",
-     "mode, uptime, workers, packets and rate, connections, active alerts, mitigation mode and rules "
-     "generation, config"},
-    {"stats", "detail (bool, default true)", "the latest aggregates, every counter and rate (as --stats)"},
-    {"alerts", "", "active alerts, with their age"},
-    {"rules", "", "mitigation mode, rule set generation, each rule's hits and drops (TCP segments)"},
-    {"top", "", "top victims and top sources of the last detection interval"},
-    {"victims", "", "top victims of the last detection interval"},
-    {"sources", "", "top sources of the last detection interval"},
-    {"conn", "addr, port, peer, peer_port (addr required)",
-     "tracked connections of an endpoint (or between two): TCP state of each side, history, counts"},
-    {"reload", "", "re-read the config file named at start; apply what can change live"},
-};
-
-bool known_command(const std::string& c) {
-    for (const auto& k : kCommands)
-        if (c == k.cmd) return true;
-    return false;
 }
 
 struct Job {
@@ -816,55 +761,24 @@ void Server::Impl::take_done() {
 }
 
 void Server::Impl::handle(uint64_t id, Client& c, std::string_view text) {
-    while (!text.empty() && (text.back() == '\r' || text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-    while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-    if (text.empty()) return;  // blank lines are allowed between requests
-    const json req = json::parse(text, nullptr, false);
-    if (req.is_discarded() || !req.is_object()) {
-        c.out += error_line(std::string("malformed request: ") + (req.is_discarded() ? "not JSON" : "not a JSON object") +
-                                "; connection closed (one JSON object per line, e.g. {\"cmd\":\"status\"})",
-                            json());
-        c.closing = true;
-        return;
-    }
-    json rid;
-    if (auto it = req.find("id"); it != req.end()) {
-        if (it->is_number() || (it->is_string() && it->get_ref<const std::string&>().size() <= 64)) rid = *it;
-        else {
-            c.out += error_line("malformed request: 'id' must be a number or a string of at most 64 bytes", json());
+    // Parsing and validation: ctl_request.cpp (pure, fuzzed by tests/fuzz/fuzz_ctl.cpp).
+    Request r = parse_request(text, setup.config_path);
+    switch (r.status) {
+        case Request::Status::blank:
             return;
-        }
-    }
-    auto cmd_it = req.find("cmd");
-    if (cmd_it == req.end() || !cmd_it->is_string()) {
-        c.out += error_line("malformed request: no \"cmd\" string (try: {\"cmd\":\"help\"})", rid);
-        return;
-    }
-    const std::string cmd = cmd_it->get<std::string>();
-    if (!known_command(cmd)) {
-        c.out += error_line("unknown command " + quote(cmd) + " (try: help)", rid);
-        return;
-    }
-    // Every argument must be one the command knows: a typo is an error, not a silent default.
-    static const std::map<std::string, std::vector<std::string>> args = {
-        {"stats", {"detail"}}, {"conn", {"addr", "port", "peer", "peer_port"}}};
-    for (auto& [k, v] : req.items()) {
-        if (k == "cmd" || k == "id") continue;
-        auto a = args.find(cmd);
-        if (a == args.end() || std::find(a->second.begin(), a->second.end(), k) == a->second.end()) {
-            std::string msg = "'" + cmd + "' takes no argument " + quote(k);
-            if (cmd == "reload")
-                msg = "'reload' takes no arguments: it re-reads only the config file named at start (" +
-                      (setup.config_path.empty() ? std::string("none") : setup.config_path) + ")";
-            else if (a != args.end()) {
-                msg = "unknown argument " + quote(k) + " for '" + cmd + "' (it takes:";
-                for (const auto& n : a->second) msg += " " + n;
-                msg += ")";
-            }
-            c.out += error_line(msg, rid);
+        case Request::Status::fatal:
+            c.out += error_line(r.error, json());
+            c.closing = true;
             return;
-        }
+        case Request::Status::error:
+            c.out += error_line(r.error, r.id);
+            return;
+        case Request::Status::ok:
+            break;
     }
+    const json& req = r.req;
+    const json& rid = r.id;
+    const std::string& cmd = r.cmd;
 
     if (cmd == "help") {
         json list = json::array();
@@ -887,40 +801,11 @@ void Server::Impl::handle(uint64_t id, Client& c, std::string_view text) {
             j.kind = Job::reload;
         } else {
             j.kind = Job::conn;
-            auto bad = [&](const std::string& m) { c.out += error_line("conn: " + m, rid); };
-            auto addr_of = [&](const char* key, int i) {
-                auto it = req.find(key);
-                if (it == req.end()) return true;
-                if (!it->is_string() || !parse_addr(it->get<std::string>(), j.addr[i])) {
-                    bad(std::string("'") + key + "' must be an IPv4 or IPv6 address, not " +
-                        quote(it->is_string() ? it->get<std::string>() : it->dump()));
-                    return false;
-                }
-                j.query[key] = *it;
-                return true;
-            };
-            auto port_of = [&](const char* key, int i) {
-                auto it = req.find(key);
-                if (it == req.end()) return true;
-                if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > 65535) {
-                    bad(std::string("'") + key + "' must be a port number 0..65535, not " + quote(it->dump()));
-                    return false;
-                }
-                j.port[i] = static_cast<uint16_t>(it->get<int64_t>());
-                j.has_port[i] = true;
-                j.query[key] = j.port[i];
-                return true;
-            };
-            if (!req.contains("addr")) {
-                bad("'addr' is required (e.g. {\"cmd\":\"conn\",\"addr\":\"192.0.2.10\",\"port\":80})");
-                return;
-            }
-            if (req.contains("peer_port") && !req.contains("peer")) {
-                bad("'peer_port' needs 'peer'");
-                return;
-            }
-            j.has_peer = req.contains("peer");
-            if (!addr_of("addr", 0) || !port_of("port", 0) || !addr_of("peer", 1) || !port_of("peer_port", 1)) return;
+            j.query = std::move(r.conn.query);
+            std::memcpy(j.addr, r.conn.addr, sizeof j.addr);
+            std::memcpy(j.port, r.conn.port, sizeof j.port);
+            std::memcpy(j.has_port, r.conn.has_port, sizeof j.has_port);
+            j.has_peer = r.conn.has_peer;
         }
         if (j.kind == Job::conn && setup.workers.empty()) {
             c.out += error_line("conn: no worker is running", rid);

@@ -4,7 +4,8 @@
 # when all are there), configures and builds with meson, then does what was asked.
 #
 #   tools/bootstrap.sh run  [stateline options]   replay the bundled capture (conf/demo.pcap)
-#   tools/bootstrap.sh test [meson test options]  run the whole test suite
+#   tools/bootstrap.sh test [meson test options]  run the whole test suite (also installs
+#                                                 clang-14 for tools/fuzz/run.sh --smoke)
 #   tools/bootstrap.sh build                      only install and build
 #
 # Environment: BUILD_DIR (default build), SANITIZE=1 builds with -Db_sanitize=address,undefined
@@ -32,6 +33,11 @@ packages=(
   tcpreplay iproute2          # replay into a veth pair read by net_af_packet (functional test)
   prometheus                  # a real Prometheus server scrapes /metrics (functional test)
 )
+# The test suite's fuzz smoke (tools/fuzz/run.sh --smoke, .ci/run) needs clang and libFuzzer:
+# Debian's clang-14 with its runtime (libclang_rt.fuzzer, asan, ubsan); CI machines start fresh.
+if [ "$action" = test ]; then
+  packages+=(clang-14 libclang-rt-14-dev)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
