@@ -539,15 +539,27 @@ bool Server::start(std::string& error, int& exit_code) {
         exit_code = 1;
         return false;
     }
+    // The socket is bound under a temporary name in the same folder, given its group and mode,
+    // then renamed into place: whoever sees the path sees it 0600/0660 with its group, never a
+    // moment of the default mode (a member's first connect would fail, a check would be wrong).
+    std::string tmp = dir + "/.stateline-ctl." + std::to_string(::getpid());
+    if (tmp.size() >= sizeof addr.sun_path) tmp.clear();  // too long: bind in place, fix the mode after
+    sockaddr_un bind_addr = addr;
+    if (!tmp.empty()) {
+        std::memset(bind_addr.sun_path, 0, sizeof bind_addr.sun_path);
+        std::memcpy(bind_addr.sun_path, tmp.c_str(), tmp.size());
+        ::unlink(tmp.c_str());  // left by a Stateline with this pid that died
+    }
+    std::string bound = tmp.empty() ? path : tmp;  // the name to unlink on failure
     auto fail = [&](const std::string& what, int err, int code, bool created) {
         error = what + ": " + std::strerror(err);
         exit_code = code;
         ::close(s.listen_fd);
         s.listen_fd = -1;
-        if (created) ::unlink(path.c_str());
+        if (created) ::unlink(bound.c_str());
         return false;
     };
-    if (::bind(s.listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    if (::bind(s.listen_fd, reinterpret_cast<sockaddr*>(&bind_addr), sizeof bind_addr) != 0) {
         const int err = errno;
         if (err == EADDRINUSE)
             return fail("another process took the control socket " + path + " meanwhile", err, 1, false);
@@ -555,16 +567,24 @@ bool Server::start(std::string& error, int& exit_code) {
                     err, err == ENOENT || err == EACCES || err == ENOTDIR ? 2 : 1, false);
     }
     // Before listen(): nobody can connect yet, so nobody ever connects through a wider mode.
-    if (grouped && ::chown(path.c_str(), uid_t(-1), group) != 0)
+    if (grouped && ::chown(bound.c_str(), uid_t(-1), group) != 0)
         return fail("cannot give the control socket " + path + " to group '" + s.setup.group_name +
                         "' (Stateline's user must be a member of it, or root)",
                     errno, 1, true);
-    if (::chmod(path.c_str(), grouped ? 0660 : 0600) != 0)
+    if (::chmod(bound.c_str(), grouped ? 0660 : 0600) != 0)
         return fail("cannot chmod the control socket " + path, errno, 1, true);
+    // Listening before the rename: the path appears ready to take connections.
+    if (::listen(s.listen_fd, 64) != 0) return fail("cannot listen on the control socket " + path, errno, 1, true);
+    if (!tmp.empty() && ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0) {
+        const int err = errno;
+        return fail(err == EEXIST ? "another process took the control socket " + path + " meanwhile"
+                                  : "cannot move the control socket into place at " + path,
+                    err, 1, true);
+    }
+    bound = path;
     if (::lstat(path.c_str(), &st) != 0) return fail("cannot stat the control socket " + path, errno, 1, true);
     s.sock_dev = st.st_dev;
     s.sock_ino = st.st_ino;
-    if (::listen(s.listen_fd, 64) != 0) return fail("cannot listen on the control socket " + path, errno, 1, true);
 
     s.ep = ::epoll_create1(EPOLL_CLOEXEC);
     s.wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
