@@ -18,7 +18,13 @@ unsigned ConnSink::drain(Worker& w) {
     if (!w.conn_ring) return 0;
     connlog::ConnRecord batch[64];
     unsigned total = 0, n;
-    while ((n = rte_ring_sc_dequeue_burst_elem(w.conn_ring, batch, sizeof(connlog::ConnRecord), 64, nullptr)) > 0) {
+    for (;;) {
+        if (never_wait && log.is_open() && !write_failed && log.backlogged()) {
+            ++backlogged_polls;
+            break;
+        }
+        if ((n = rte_ring_sc_dequeue_burst_elem(w.conn_ring, batch, sizeof(connlog::ConnRecord), 64, nullptr)) == 0)
+            break;
         for (unsigned i = 0; i < n; ++i) account(batch[i]);
         total += n;
     }

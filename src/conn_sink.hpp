@@ -19,6 +19,12 @@ struct ConnSink {
     uint64_t by_close[connlog::kCloseKindCount] = {};
     uint64_t records = 0;
     bool write_failed = false;
+    // Live: when the log's I/O thread is behind (a stalled disk), leave the records in the
+    // workers' rings rather than wait, so the control core keeps taking snapshots and judging
+    // intervals; a full ring is counted by its worker (conn_records_dropped). A replay and the
+    // final flush wait instead: they lose nothing.
+    bool never_wait = false;
+    uint64_t backlogged_polls = 0;  // drains cut short because the log was behind
 
     // Drains one worker's ring; returns the records taken.
     unsigned drain(Worker& w);

@@ -361,6 +361,7 @@ int main(int argc, char** argv) {
         connlog::parse_format(opt.conn_log_format, fmt);
         if (!sink.log.open(opt.conn_log_path, fmt)) die(sink.log.error());
     }
+    sink.never_wait = !capture_mode;
 
     std::ofstream stats_out;
     if (!opt.stats_path.empty()) {
@@ -864,6 +865,8 @@ int main(int argc, char** argv) {
             ++rep.orig_states[static_cast<unsigned>(tcp::Tracker::state_of(e, orig_hi ? flow::Side::hi : flow::Side::lo))];
             ++rep.resp_states[static_cast<unsigned>(tcp::Tracker::state_of(e, orig_hi ? flow::Side::lo : flow::Side::hi))];
         });
+    // The stop takes everything still buffered, waiting for the log if it must.
+    sink.never_wait = false;
     set_flush_sink(&sink);
     for (auto& w : ws) {
         sink.drain(*w);

@@ -489,7 +489,7 @@ bool ConnLogWriter::open(const std::string& path, Format format, size_t buffer_b
     format_ = format;
     error_.clear();
     records_ = 0;
-    bytes_written_ = 0;
+    bytes_written_.store(0, std::memory_order_release);
     buf_.clear();
     if (path.empty()) {
         error_ = "cannot open conn log: empty path";
@@ -498,30 +498,81 @@ bool ConnLogWriter::open(const std::string& path, Format format, size_t buffer_b
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0) return fail("open", errno);
     fd_ = fd;
-    // Room for a full buffer plus the longest line (about 400 bytes), so write() never grows it.
+    // Room for two full buffers plus the longest line (about 400 bytes): write() fills one up to
+    // twice its size while the I/O thread is busy, so it never grows.
     limit_ = buffer_bytes < 4096 ? 4096 : buffer_bytes;
-    buf_.reserve(limit_ + 1024);
+    buf_.reserve(2 * limit_ + 1024);
+    out_.reserve(2 * limit_ + 1024);
     if (format_ == Format::tsv) append_tsv_header(buf_, std::time(nullptr));
+    busy_ = stop_ = false;
+    io_errno_ = 0;
+    io_ = std::thread(&ConnLogWriter::io_main, this);
     return true;
 }
 
-bool ConnLogWriter::write_out() {
-    size_t off = 0;
-    while (off < buf_.size()) {
-        const ssize_t n = ::write(fd_, buf_.data() + off, buf_.size() - off);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            // What was not written is dropped: the buffer must not grow without bound on a
-            // full disk. error() says why; records() still counts what was handed in.
-            const int err = errno;
-            buf_.clear();
-            return fail("write", err);
+void ConnLogWriter::io_main() {
+    std::unique_lock<std::mutex> lk(mu_);
+    for (;;) {
+        cv_.wait(lk, [this] { return busy_ || stop_; });
+        if (!busy_) return;  // stop_ with nothing left to write
+        lk.unlock();
+        int err = 0;
+        size_t off = 0;
+        while (off < out_.size()) {
+            const ssize_t n = ::write(fd_, out_.data() + off, out_.size() - off);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                // What was not written is dropped: nothing may grow without bound on a full
+                // disk. error() says why; records() still counts what was handed in.
+                err = errno;
+                break;
+            }
+            off += static_cast<size_t>(n);
+            bytes_written_.fetch_add(static_cast<uint64_t>(n), std::memory_order_release);
         }
-        off += static_cast<size_t>(n);
-        bytes_written_ += static_cast<uint64_t>(n);
+        out_.clear();
+        lk.lock();
+        if (err && !io_errno_) io_errno_ = err;
+        busy_ = false;
+        cv_.notify_all();
     }
-    buf_.clear();
+}
+
+bool ConnLogWriter::wait_idle() {
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait(lk, [this] { return !busy_; });
+    return io_errno_ == 0;
+}
+
+void ConnLogWriter::hand_off() {
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait(lk, [this] { return !busy_; });
+    if (io_errno_) {  // the disk already failed: drop rather than queue more
+        buf_.clear();
+        return;
+    }
+    buf_.swap(out_);
+    busy_ = true;
+    cv_.notify_all();
+}
+
+bool ConnLogWriter::try_hand_off() {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (busy_) return false;
+    if (io_errno_) {
+        buf_.clear();
+        return true;
+    }
+    buf_.swap(out_);
+    busy_ = true;
+    cv_.notify_all();
     return true;
+}
+
+bool ConnLogWriter::backlogged() const noexcept {
+    if (!is_open() || buf_.size() < limit_) return false;
+    std::lock_guard<std::mutex> lk(mu_);
+    return busy_;
 }
 
 bool ConnLogWriter::write(const ConnRecord& r) {
@@ -534,23 +585,42 @@ bool ConnLogWriter::write(const ConnRecord& r) {
     else
         append_tsv_record(buf_, r);
     ++records_;
-    if (buf_.size() >= limit_) return write_out();
+    if (buf_.size() >= limit_) {
+        // Hand the buffer over if the I/O thread is free; if it is still busy, keep formatting
+        // into this one (backlogged() now says so) and wait only once it holds twice its size.
+        if (!try_hand_off() && buf_.size() >= 2 * limit_) hand_off();
+        std::lock_guard<std::mutex> lk(mu_);
+        if (io_errno_) return fail("write", io_errno_);
+    }
     return true;
 }
 
 bool ConnLogWriter::flush() {
     if (!is_open()) return error_.empty();
-    return write_out();
+    if (!buf_.empty()) hand_off();
+    if (!wait_idle()) {
+        std::lock_guard<std::mutex> lk(mu_);
+        return fail("write", io_errno_);
+    }
+    return true;
 }
 
 bool ConnLogWriter::close() {
     if (!is_open()) return true;
     if (format_ == Format::tsv) append_tsv_close(buf_, std::time(nullptr));
-    bool ok = write_out();
+    bool ok = flush();
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        stop_ = true;
+        cv_.notify_all();
+    }
+    io_.join();
     if (::close(fd_) != 0 && ok) ok = fail("close", errno);
     fd_ = -1;
     buf_.clear();
     buf_.shrink_to_fit();
+    out_.clear();
+    out_.shrink_to_fit();
     return ok;
 }
 

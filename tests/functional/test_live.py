@@ -154,10 +154,12 @@ def main():
             print("note: %s absent; live detection not checked" % flood)
 
         # A stalled log destination (a full disk, a hung NFS mount, a reader that stops reading):
-        # the conn log is a FIFO whose reader sleeps for the first seconds, so the control core
-        # blocks in its write and each worker's record ring fills. The worker must not wait for
-        # it: it counts the records it cannot hand over and goes on. At SIGTERM what was handed
-        # over is written once the reader wakes, and every connection is a record, sent or dropped.
+        # the conn log is a FIFO whose reader sleeps for the first seconds, so the log's I/O
+        # thread blocks in its write and each worker's record ring fills. Neither the worker nor
+        # the control core may wait for it: the worker counts the records it cannot hand over
+        # and goes on, the control core keeps taking snapshots (--stats lines). At SIGTERM what
+        # was handed over is written once the reader wakes; every connection is a record, sent
+        # or dropped.
         if os.path.exists(flood):
             fifo = os.path.join(tmp, "stalled.conn.log")
             os.mkfifo(fifo)
@@ -166,12 +168,14 @@ def main():
             with open(cfg, "w") as fh:
                 # A small table: every spoofed SYN of the looped flood evicts a half-open entry,
                 # so records are produced as fast as the worker reads frames.
-                fh.write("rx:\n  mbufs: 65535\nflow_table:\n  capacity: 4096\n")
+                fh.write("rx:\n  mbufs: 65535\nflow_table:\n  capacity: 4096\nstats:\n  interval_ms: 250\n")
+            stats = os.path.join(tmp, "stalled.stats.jsonl")
             got = {}
 
             def reader():
                 with open(fifo, "rb") as fh:
-                    time.sleep(3)
+                    time.sleep(4)
+                    got["stats_lines"] = sum(1 for _ in open(stats)) if os.path.exists(stats) else 0
                     data = fh.read()
                 got["lines"] = data.decode(errors="replace").splitlines()
 
@@ -181,9 +185,10 @@ def main():
             cmd = [args.binary, "--lcores", "(0-1)@(%s)" % cpus, "--no-huge", "--no-pci", "--no-shconf", "-m", "1024",
                    "--file-prefix=stateline-live-stalled-%d" % os.getpid(),
                    "--vdev", "net_pcap0,rx_pcap=%s,infinite_rx=1" % flood, "--", "--ctl-socket", "off",
-                   "--metrics-listen", "off", "--config", cfg, "--conn-log", fifo, "--summary", summary, "-q"]
+                   "--metrics-listen", "off", "--config", cfg, "--conn-log", fifo, "--stats", stats,
+                   "--summary", summary, "-q"]
             p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            time.sleep(2.5)
+            time.sleep(3.5)
             p.send_signal(signal.SIGTERM)
             try:
                 out, err = p.communicate(timeout=60)
@@ -200,6 +205,10 @@ def main():
                   dropped > 0, "dropped %d, sent %d" % (dropped, sent))
             check("stalled conn log: sent + dropped == connections", sent + dropped == created,
                   "%d + %d, created %d" % (sent, dropped, created))
+            # 4 s of stall at 250 ms intervals: about 14 lines if the control core went on, 0
+            # or 1 had it waited on the log.
+            check("stalled conn log: the control core kept taking snapshots (--stats lines)",
+                  got.get("stats_lines", 0) >= 4, "%d lines written while the log was stalled" % got.get("stats_lines", 0))
             lines = got.get("lines", [])
             logged = sum(1 for l in lines if l and not l.startswith("#"))
             check("stalled conn log: every record sent was written, log closed",
