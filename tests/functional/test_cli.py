@@ -6,6 +6,7 @@
                         [--timeout 60]
 
 Builds its inputs in a temporary directory: a missing file, a text file, an empty file, a pcap
+file header cut short, a pcap
 of link type 147 (USER0) written by hand, a real capture cut in the middle of a packet (classic
 pcap and pcapng), a record whose length field is absurd, a valid capture with no packets, a
 capture under a path with spaces and commas, and a good file followed by a missing one.
@@ -228,6 +229,12 @@ def main(argv=None):
         empty = os.path.join(tmp, "empty.pcap")
         open(empty, "wb").close()
         expect_error("empty file", [empty], empty)
+
+        # 3b. A file header cut short: the pcap magic and version, then nothing (12 of 24 bytes).
+        short_hdr = os.path.join(tmp, "short-header.pcap")
+        with open(short_hdr, "wb") as f:
+            f.write(pcap_header(1)[:12])
+        expect_error("file header cut at 12 of 24 bytes", [short_hdr], short_hdr)
 
         # 4. Unknown link type 147 (LINKTYPE_USER0), one 60-byte record.
         user0 = os.path.join(tmp, "linktype147.pcap")
