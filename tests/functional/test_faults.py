@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: BSD-3-Clause
-"""Functional test: faults a live Stateline rides out (issue 8): a link going down and up, and
-an exhausted mbuf pool.
+"""Functional test: faults a live Stateline rides out (issue 8): a link going down and up, an
+exhausted mbuf pool, and an RX ring overrun (imissed).
 
     python3 test_faults.py [--binary build/src/stateline]
 
@@ -25,12 +25,26 @@ frame it reads, so rx.descriptors 1022 with rx.mbufs 1023 (the least allowed) em
 soon as frames arrive: rx_nombuf > 0 in /metrics while running and in the summary, Stateline keeps
 running and stops cleanly on SIGTERM.
 
+RX ring overrun: of DPDK 22.11's virtual PMDs only net_pcap on an interface (iface=, rx_iface=)
+and net_af_xdp fill imissed (net_pcap: libpcap's pcap_stats() ps_drop, on Linux the kernel's
+PACKET_STATISTICS tp_drops for the capture socket's ring; net_af_xdp: XDP_STATISTICS rx_dropped).
+net_af_packet, net_tap, net_ring and net_memif leave it 0 whatever the kernel drops. So the port
+is a net_pcap on one end of a veth pair in the namespace; Stateline is stopped whole (SIGSTOP) while
+tcpreplay sends ten times conf/demo.pcap at top speed into the other end, far more than libpcap's
+2 MB ring holds; then SIGCONT. Checks: a short burst before is all received with imissed 0; after
+the overrun /metrics has stateline_port_drops_total{reason="imissed"} > 0 and every frame sent is
+accounted for (ipackets + imissed + the veth's own drops = frames sent); Stateline still runs and
+serves /metrics; a burst after it is received by the port and counted by the workers in full,
+imissed unchanged; the last --stats line, the summary's ports[] and its LOST line carry the same
+imissed; SIGTERM: exit 0. A NIC reports imissed through the same rte_eth_stats_get().
+
 Prints one line per check and ends with "N passed, M failed"; exit 1 on any failure.
 """
 
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -41,6 +55,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.path.dirname(os.path.dirname(HERE))
 SKIP = 77
+SHORT = 600  # frames of a burst that libpcap's 2 MB ring holds whatever the worker does
 
 passed = failed = 0
 
@@ -76,6 +91,156 @@ def wait_for(pred, timeout, step=0.1):
             return v
         time.sleep(step)
     return pred()
+
+
+def proc_state(pid):
+    """The one-letter state of a process (R, S, T ...), or None once it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def imissed_case(binary, ip, tcpreplay, nsrun, ns, pid, tmp, demo, frames, cpus, prefix):
+    """RX ring overrun: net_pcap on a veth whose capture ring overflows while Stateline is stopped.
+
+    Checks: imissed stays 0 for a short burst; after the overrun /metrics says imissed > 0 for the
+    port and every frame sent is either received or missed (ipackets + imissed + the veth's own
+    drops = frames sent); Stateline is still running and serving; a burst after the overrun is
+    received and counted in full by the workers; the --stats lines, the summary's ports[] and its
+    LOST line carry the same imissed; SIGTERM stops it cleanly."""
+    tx, rx = "slva%d" % pid, "slvb%d" % pid
+    p = nsrun(ip, "link", "add", tx, "type", "veth", "peer", "name", rx)
+    if not check("imissed: a veth pair in the namespace", p.returncode == 0, p.stderr):
+        return
+    for dev in (tx, rx):
+        nsrun(ip, "link", "set", dev, "arp", "off", "up")
+    cfg = os.path.join(tmp, "imissed.yaml")
+    with open(cfg, "w") as fh:
+        fh.write("stats:\n  interval_ms: 250\n")
+    summary, stats, log = (os.path.join(tmp, n) for n in ("imissed.json", "imissed.stats", "imissed.log"))
+    # Not -q: the summary's text (its LOST line) is part of what is checked.
+    cmd = [ip, "netns", "exec", ns, binary, "--lcores", "(0-1)@(%s)" % cpus, "--no-huge", "--no-pci", "--no-shconf",
+           "-m", "512", "--file-prefix=%s-pcap" % prefix, "--vdev", "net_pcap0,iface=" + rx, "--", "--config", cfg,
+           "--ctl-socket", "off", "--metrics-listen", "127.0.0.1:9469", "--summary", summary, "--stats", stats]
+
+    def log_text():
+        with open(log, errors="replace") as fh:
+            return fh.read()
+
+    def metrics():
+        p = nsrun(sys.executable, "-c", "import urllib.request;print(urllib.request.urlopen("
+                  "'http://127.0.0.1:9469/metrics', timeout=5).read().decode())")
+        out = {"workers": 0}
+        for line in p.stdout.splitlines():
+            if line.startswith("stateline_port_packets_total{"):
+                out["ipackets"] = int(float(line.rsplit(" ", 1)[1]))
+            elif line.startswith("stateline_port_drops_total{") and 'reason="imissed"' in line:
+                out["imissed"] = int(float(line.rsplit(" ", 1)[1]))
+            elif line.startswith("stateline_rx_packets_total{"):
+                out["workers"] += int(float(line.rsplit(" ", 1)[1]))
+        return out if "ipackets" in out and "imissed" in out else {}
+
+    def veth_drops():
+        # Frames the veth itself could not hand over (a full backlog): they never reach the socket.
+        p = nsrun("cat", "/sys/class/net/%s/statistics/tx_dropped" % tx, "/sys/class/net/%s/statistics/rx_dropped" % rx)
+        return sum(int(x) for x in p.stdout.split()) if p.returncode == 0 else 0
+
+    def replay(*opts):
+        t = nsrun(tcpreplay, "-i", tx, *opts, demo)
+        m = re.search(r"Successful packets:\s+(\d+)", t.stdout)
+        return (int(m.group(1)) if m and t.returncode == 0 else 0), t.stdout + t.stderr
+
+    sl = None
+    try:
+        with open(log, "w") as fh:
+            sl = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+        if not check("imissed: stateline started on net_pcap,iface=<veth>",
+                     wait_for(lambda: "tracking on" in log_text() or sl.poll() is not None, 30) and sl.poll() is None,
+                     log_text()):
+            return
+        # A short burst first, which the ring holds even if the worker did not read at all:
+        # everything is received, nothing missed. (Bursts at top speed fill libpcap's TPACKET_V3
+        # blocks; at a slow rate the kernel retires each block after ~1 ms, partly empty, and a
+        # stalled reader would lose frames of a much smaller replay.)
+        sent, out = replay("--topspeed", "--limit", str(SHORT))
+        m = wait_for(lambda: (lambda x: x if x.get("ipackets") == sent == SHORT else None)(metrics()), 10)
+        check("imissed: a short burst all received, imissed 0", bool(m) and m["imissed"] == 0,
+              "%s\n%s" % (json.dumps(metrics()), out))
+
+        # The overrun: the whole process stopped, ten replays at top speed (6.7 MB) into a 2 MB ring.
+        os.kill(sl.pid, signal.SIGSTOP)
+        try:
+            stopped = wait_for(lambda: proc_state(sl.pid) == "T", 10, 0.02)
+            check("imissed: stateline stopped (SIGSTOP)", stopped, proc_state(sl.pid))
+            burst, out = replay("--topspeed", "--loop", "10")
+            check("imissed: tcpreplay sent 10 x demo.pcap at top speed", burst == 10 * frames, out)
+        finally:
+            os.kill(sl.pid, signal.SIGCONT)
+        total = sent + burst
+
+        def settled():
+            x = metrics()
+            return x if x and x["imissed"] > 0 and x["ipackets"] + x["imissed"] + veth_drops() == total else None
+        m = wait_for(settled, 15)
+        check("imissed: /metrics imissed > 0, every frame received or missed", bool(m),
+              "%s, veth drops %d, frames sent %d" % (json.dumps(metrics()), veth_drops(), total))
+        check("imissed: still running and serving /metrics after the overrun",
+              sl.poll() is None and bool(metrics()), log_text()[-800:])
+        before = m or metrics()
+
+        # Traffic after the overrun: received and analysed in full (the ring holds all of it).
+        sent2, out = replay("--topspeed", "--limit", str(SHORT))
+        want = before.get("ipackets", 0) + sent2
+        m = wait_for(lambda: (lambda x: x if x.get("ipackets") == want and x.get("workers") == want else None)(metrics()),
+                     10)
+        check("imissed: a burst after the overrun counted by the port and the workers",
+              sent2 == SHORT and bool(m) and m["imissed"] == before.get("imissed"),
+              "%s, want ipackets = workers = %d\n%s" % (json.dumps(metrics()), want, out))
+
+        # --stats: the interval lines carry the port's imissed (the last line written so far).
+        def last_stats():
+            try:
+                with open(stats) as fh:
+                    lines = [ln for ln in fh.read().splitlines() if ln.strip()]
+                return json.loads(lines[-1]) if lines else None
+            except (OSError, ValueError):
+                return None
+        line = wait_for(lambda: (lambda x: x if x and x["ports"][0]["imissed"] == metrics().get("imissed") > 0 else None)(
+            last_stats()), 5)
+        check("imissed: --stats ports[0].imissed as in /metrics", bool(line), json.dumps(last_stats()))
+
+        final = metrics()
+        sl.send_signal(signal.SIGTERM)
+        try:
+            rc = sl.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            sl.kill()
+            rc = sl.wait()
+        check("imissed: SIGTERM, exit 0, summary written", rc == 0 and os.path.exists(summary),
+              "exit %s\n%s" % (rc, log_text()))
+        if os.path.exists(summary):
+            with open(summary) as fh:
+                s = json.load(fh)
+            port = s["ports"][0]
+            check("imissed: summary ports[0] imissed and ipackets as in /metrics, all analysed",
+                  port["imissed"] == final.get("imissed") and port["ipackets"] == final.get("ipackets") == s["packets"],
+                  "%s, packets %d, /metrics %s" % (json.dumps(port), s["packets"], json.dumps(final)))
+            lost = "port net_pcap0: %s frames missed (RX ring full)" % format(port["imissed"], ",")
+            check("imissed: the summary's LOST line with the same figure",
+                  any(ln.split()[:1] == ["LOST"] and lost in ln for ln in log_text().splitlines()),
+                  lost + "\n" + log_text()[-1500:])
+    finally:
+        if sl is not None and sl.poll() is None:
+            os.kill(sl.pid, signal.SIGCONT)
+            sl.send_signal(signal.SIGINT)
+            try:
+                sl.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                sl.kill()
+                sl.wait()
+        shutil.rmtree("/var/run/dpdk/%s-pcap" % prefix, ignore_errors=True)
 
 
 def main():
@@ -221,6 +386,10 @@ def main():
             port = s["ports"][0]
             check("mbufs: summary rx_nombuf > 0, every frame received counted",
                   port["rx_nombuf"] > 0 and s["packets"] == port["ipackets"], json.dumps(port))
+
+        # RX ring overrun (imissed): net_pcap on a veth, flooded while Stateline is stopped (see
+        # the docstring for why net_pcap).
+        imissed_case(args.binary, ip, tcpreplay, nsrun, ns, pid, tmp, demo, frames, cpus, prefix)
     finally:
         if sl is not None and sl.poll() is None:
             sl.send_signal(signal.SIGINT)
