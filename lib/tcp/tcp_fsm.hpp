@@ -244,7 +244,8 @@ constexpr flow::TimeoutClass table_class(flow::TimeoutClass c, bool both_heard) 
                                                                : c;
 }
 static_assert(table_class(flow::TimeoutClass::established, false) == flow::TimeoutClass::half_open);
-static_assert(table_class(flow::TimeoutClass::established, true) == flow::TimeoutClass::established);
+static_assert(table_class(flow::TimeoutClass::established, true) ==
+              flow::TimeoutClass::established);
 static_assert(table_class(flow::TimeoutClass::closing, false) == flow::TimeoutClass::closing);
 
 }  // namespace stateline::tcp::fsm

@@ -693,7 +693,7 @@ inline TimeoutClass tclass_of(const Conn& k) noexcept {
 // leaves INACTIVE with any segment and never goes back, and RESET-from-INACTIVE means the side's
 // only word was a RST. An accepted RST makes the class `closed` anyway; an out-of-window one is
 // suspect (RFC 5961) and answers nothing. No sequence test beyond that: a reply a real peer sends
-// to a stray ACK is a RST (RFC 9293 section 3.10.7.1), and a flood that spoofs both directions
+// to a stray ACK is a RST (RFC 9293 sections 3.10.7.1-2), and a flood that spoofs both directions
 // can make any test pass. Both states are on the hot line: no extra storage, no cold read.
 inline bool heard(Z z) noexcept { return z != Z::inactive && z != Z::reset_was_inactive; }
 

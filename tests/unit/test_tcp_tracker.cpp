@@ -867,7 +867,8 @@ TEST(Pickup, OutOfWindowRstFromThePeerIsNoAnswer) {
 }
 
 TEST(Pickup, InWindowRstFromThePeerClosesThePickup) {
-    // What a real host answers to a stray ACK: a RST with seq = the ACK's ack (RFC 9293 3.10.7.1).
+    // What a real host answers to a stray ACK: a RST with seq = the ACK's ack (RFC 9293
+    // sections 3.10.7.1-2).
     Chart h;
     h.c2s(ACK, x + 1, y + 1);
     h.s2c(RST, y + 1, 0);
