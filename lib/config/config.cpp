@@ -135,7 +135,7 @@ const std::vector<Param>& params() {
             uint_param("flow_table.capacity", &Config::flow_capacity, 64, 268435456, "Connections tracked per worker, preallocated at start"),
             uint_param("flow_table.expiry_batch", &Config::expiry_batch, 1, 65536, "Entries the expiry clock examines per loop"),
             uint_param("flow_table.evict_search", &Config::evict_search, 1, 65536, "Entries examined to find one to recycle when the table is full"),
-            uint_param("timeouts.half_open", &Config::timeout_half_open, 1, 86400, "Seconds a half-open connection (handshake not complete) is kept idle"),
+            uint_param("timeouts.half_open", &Config::timeout_half_open, 1, 86400, "Seconds a half-open connection (handshake not complete, or only one side heard from) is kept idle"),
             uint_param("timeouts.established", &Config::timeout_established, 1, 2592000, "Seconds an established connection is kept idle"),
             uint_param("timeouts.closing", &Config::timeout_closing, 1, 86400, "Seconds a closing connection (FIN seen) is kept idle"),
             uint_param("timeouts.msl", &Config::msl, 1, 3600, "Maximum segment lifetime, seconds; TIME-WAIT lasts 2 * msl"),

@@ -29,8 +29,8 @@ inline constexpr uint32_t kNoEntry = UINT32_MAX;
 // only the class's timeout and whether it may be recycled under pressure (all but established).
 enum class TimeoutClass : uint8_t {
     free = 0,     // slot unused
-    half_open,    // handshake not complete (SYN seen, or SYN-ACK seen)
-    established,  // both directions past the handshake, or picked up mid-stream
+    half_open,    // handshake not complete (SYN or SYN-ACK seen), or only one side heard from
+    established,  // both directions past the handshake (or picked up mid-stream), both heard
     closing,      // a FIN seen, waiting for the rest of the close
     time_wait,    // both FINs acknowledged: 2 * MSL
     closed,       // RST seen: kept briefly to absorb retransmitted RSTs and stragglers

@@ -229,4 +229,23 @@ constexpr flow::TimeoutClass timeout_class(State a, State b, bool reset) noexcep
     return TimeoutClass::half_open;
 }
 
+// The class the flow table is given, from timeout_class() and whether both ends have been heard
+// from (each has sent at least one segment other than a RST). Two ESTABLISHED ends one of which
+// has never spoken are a one-sided connection: a mid-stream pickup from one stray segment, or a
+// SYN and ACKs with no SYN-ACK. Nothing tells such an "established" connection from a spoofed
+// ACK flood, where every segment is a new 5-tuple whose peer never answers; in the established
+// class those entries are never recycled and live 2 h, so the flood fills the table in a second
+// and every new connection is refused (docs/reliability.md, "Floods (soak)"). They stay
+// half_open (the short timeout, recyclable when the table is full) until the peer answers; only
+// the table's class changes: the RFC states, counters, signals and the conn.log are those of
+// timeout_class().
+constexpr flow::TimeoutClass table_class(flow::TimeoutClass c, bool both_heard) noexcept {
+    return c == flow::TimeoutClass::established && !both_heard ? flow::TimeoutClass::half_open
+                                                               : c;
+}
+static_assert(table_class(flow::TimeoutClass::established, false) == flow::TimeoutClass::half_open);
+static_assert(table_class(flow::TimeoutClass::established, true) ==
+              flow::TimeoutClass::established);
+static_assert(table_class(flow::TimeoutClass::closing, false) == flow::TimeoutClass::closing);
+
 }  // namespace stateline::tcp::fsm

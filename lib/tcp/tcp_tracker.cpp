@@ -689,6 +689,21 @@ inline TimeoutClass tclass_of(const Conn& k) noexcept {
     return fsm::timeout_class(k.rfc[0], k.rfc[1], (k.flags & fl::reset) != 0);
 }
 
+// A side has been heard from once it sent a segment other than a RST: Zeek's endpoint state
+// leaves INACTIVE with any segment and never goes back, and RESET-from-INACTIVE means the side's
+// only word was a RST. An accepted RST makes the class `closed` anyway; an out-of-window one is
+// suspect (RFC 5961) and answers nothing. No sequence test beyond that: a reply a real peer sends
+// to a stray ACK is a RST (RFC 9293 sections 3.10.7.1-2), and a flood that spoofs both directions
+// can make any test pass. Both states are on the hot line: no extra storage, no cold read.
+inline bool heard(Z z) noexcept { return z != Z::inactive && z != Z::reset_was_inactive; }
+
+// What the table is told (fsm::table_class): tclass_of, except that a one-sided "established"
+// connection stays half_open until the peer answers. Everything else in the tracker (counters,
+// signals, the record) keeps using tclass_of.
+inline TimeoutClass table_class_of(const Conn& k) noexcept {
+    return fsm::table_class(tclass_of(k), heard(k.z[0]) && heard(k.z[1]));
+}
+
 // Everything but the decision of the originator (on_first) and the reuse test (on_segment).
 Verdict process(Conn& k, FlowCold& c, const Seg& g, const PacketMeta& m, const Pre& p, bool first,
                 uint64_t* counters) noexcept {
@@ -720,7 +735,7 @@ Verdict process(Conn& k, FlowCold& c, const Seg& g, const PacketMeta& m, const P
         count(counters, k.rfc[0] == State::time_wait && k.rfc[1] == State::time_wait
                             ? Counter::teardown_simultaneous
                             : Counter::teardown_fin);
-    return Verdict{after, false, k.sig};
+    return Verdict{table_class_of(k), false, k.sig};
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -117,6 +118,7 @@ public:
     }
     void flush() { table_.flush(); }
     uint64_t n(Counter c) const { return counters[static_cast<unsigned>(c)]; }
+    FlowTable& table() { return table_; }
 
     std::vector<ConnRecord> records;
     std::vector<RemoveReason> reasons;
@@ -732,10 +734,13 @@ TEST(Pickup, MidStream) {
     h.c2s(ACK | PSH, x + 1, y + 1, {.data = 100});  // no SYN seen
     EXPECT_EQ(h.client(), State::established);
     EXPECT_EQ(h.server(), State::established);
-    EXPECT_EQ(h.tclass(), TimeoutClass::established);
+    // Only one direction heard: recyclable, short timeout (fsm::table_class).
+    EXPECT_EQ(h.tclass(), TimeoutClass::half_open);
     EXPECT_EQ(h.n(Counter::midstream_pickup), 1u);
     h.s2c(ACK | PSH, y + 1, x + 101, {.data = 200});
+    EXPECT_EQ(h.tclass(), TimeoutClass::established);  // the peer answered
     h.c2s(ACK, x + 101, y + 201);
+    EXPECT_EQ(h.tclass(), TimeoutClass::established);
     const ConnRecord r = h.end();
     EXPECT_FALSE(r.orig_is_hi);  // the first sender
     EXPECT_STREQ(r.conn_state, "OTH");
@@ -772,7 +777,9 @@ TEST(Pickup, OneSidedClientOnly) {
     h.c2s(ACK, x + 1, y + 1);  // acks a SYN-ACK we never saw
     EXPECT_EQ(h.client(), State::established);
     EXPECT_EQ(h.server(), State::established);
-    EXPECT_EQ(h.tclass(), TimeoutClass::established);
+    // The server has never been heard: as recyclable as a pickup (a spoofed SYN then ACK must
+    // not buy an entry that outlives a flood).
+    EXPECT_EQ(h.tclass(), TimeoutClass::half_open);
     h.c2s(ACK | PSH, x + 1, y + 1, {.data = 30});
     h.c2s(ACK, x + 31, y + 1001);  // the server's 1000 bytes, acknowledged
     h.c2s(FIN | ACK, x + 31, y + 1001);
@@ -798,6 +805,197 @@ TEST(Pickup, OneSidedServerOnly) {
     EXPECT_STREQ(r.conn_state, "SHR");
     EXPECT_EQ(r.orig_pkts, 0u);
     EXPECT_EQ(r.resp_bytes, 300u);
+}
+
+// One-sided connections and the table (docs/reliability.md, "Floods (soak)"): a stray segment on
+// an unknown tuple must not take an entry the table can never recycle.
+
+TEST(Pickup, OneSidedAckPickupStaysHalfOpenUntilThePeerAnswers) {
+    Chart h;
+    h.c2s(ACK, x + 1, y + 1);  // a bare ACK, no handshake
+    EXPECT_EQ(h.client(), State::established);
+    EXPECT_EQ(h.server(), State::established);
+    EXPECT_EQ(h.tclass(), TimeoutClass::half_open);
+    h.c2s(ACK | PSH, x + 1, y + 1, {.data = 10});  // more from the same side: still one-sided
+    EXPECT_EQ(h.tclass(), TimeoutClass::half_open);
+    h.s2c(ACK, y + 1, x + 11);  // the peer answers
+    EXPECT_EQ(h.tclass(), TimeoutClass::established);
+    h.c2s(ACK, x + 11, y + 1);
+    EXPECT_EQ(h.tclass(), TimeoutClass::established);  // and it stays so
+    const ConnRecord r = h.end();
+    EXPECT_STREQ(r.conn_state, "OTH");
+    EXPECT_STREQ(r.history, "ADa");
+}
+
+TEST(Pickup, OneSidedPickupTimesOutAfterTheHalfOpenTimeout) {
+    Chart h;
+    h.c2s(ACK, x + 1, y + 1);
+    h.mon.advance_clock(h.now + 29 * kSec);
+    EXPECT_TRUE(h.mon.records.empty());
+    h.mon.advance_clock(h.now + 31 * kSec);  // 30 s, not the 2 h of an established connection
+    ASSERT_EQ(h.mon.records.size(), 1u);
+    const ConnRecord& r = h.mon.records[0];
+    EXPECT_EQ(h.mon.reasons[0], RemoveReason::expired);
+    EXPECT_EQ(r.close, CloseKind::timeout);
+    EXPECT_STREQ(r.conn_state, "OTH");
+    EXPECT_STREQ(r.history, "A");
+    EXPECT_EQ(r.orig_state, static_cast<uint8_t>(State::established));  // the record is as before
+    EXPECT_EQ(r.resp_state, static_cast<uint8_t>(State::established));
+    // Counted as the established connection it claims to be, not as a failed handshake.
+    EXPECT_EQ(h.n(Counter::teardown_timeout), 1u);
+    EXPECT_EQ(h.n(Counter::handshake_failed_timeout), 0u);
+    EXPECT_EQ(h.n(Counter::one_sided), 1u);
+}
+
+TEST(Pickup, AnsweredPickupKeepsTheEstablishedTimeout) {
+    Chart h;
+    h.c2s(ACK, x + 1, y + 1);
+    h.s2c(ACK, y + 1, x + 1);
+    h.mon.advance_clock(h.now + 3600 * kSec);
+    EXPECT_TRUE(h.mon.records.empty());
+    EXPECT_EQ(h.tclass(), TimeoutClass::established);
+}
+
+TEST(Pickup, OutOfWindowRstFromThePeerIsNoAnswer) {
+    Chart h;
+    h.c2s(ACK, x + 1, y + 1);
+    h.s2c(RST, y + 1 + (1u << 24), 0);  // far from anything the client acknowledged
+    EXPECT_EQ(h.client(), State::established);  // suspect: left alone (RFC 5961)
+    EXPECT_EQ(h.tclass(), TimeoutClass::half_open);
+    h.c2s(ACK, x + 1, y + 1);
+    EXPECT_EQ(h.tclass(), TimeoutClass::half_open);
+}
+
+TEST(Pickup, InWindowRstFromThePeerClosesThePickup) {
+    // What a real host answers to a stray ACK: a RST with seq = the ACK's ack (RFC 9293
+    // sections 3.10.7.1-2).
+    Chart h;
+    h.c2s(ACK, x + 1, y + 1);
+    h.s2c(RST, y + 1, 0);
+    EXPECT_EQ(h.tclass(), TimeoutClass::closed);
+}
+
+// A flood of segments from spoofed sources (each a new tuple) against a table holding real
+// connections: what src/tools' soak does, at a size a unit test can afford.
+struct FloodResult {
+    uint64_t refused = 0;              // insert_failed, both reasons
+    uint64_t evicted = 0;              // evicted_table_full + evicted_bucket_full
+    uint64_t evicted_handshake = 0;    // ... of connections that completed a handshake
+    unsigned established_kept = 0;     // real connections found ESTABLISHED on both sides
+    uint64_t half_open_at_end = 0;     // table occupancy by class at the end
+    uint64_t established_at_end = 0;
+};
+
+FloodResult flood(uint8_t flags, size_t data, unsigned real, unsigned spoofed) {
+    constexpr uint32_t kCapacity = 512;
+    Monitor mon(small_table(kCapacity));
+    uint64_t now = 1'600'000'000 * kSec;
+    auto send = [&](uint32_t src, uint32_t dst, uint16_t sp, uint16_t dp, uint8_t f, uint32_t seq,
+                    uint32_t ack, size_t len) {
+        char s[16], d[16];
+        std::snprintf(s, sizeof s, "%u.%u.%u.%u", src >> 24, (src >> 16) & 255, (src >> 8) & 255,
+                      src & 255);
+        std::snprintf(d, sizeof d, "%u.%u.%u.%u", dst >> 24, (dst >> 16) & 255, (dst >> 8) & 255,
+                      dst & 255);
+        PacketBuilder b;
+        b.eth().ipv4(s, d).tcp(sp, dp, f, seq, ack);
+        if (len > 0) b.payload(len);
+        now += kMs / 16;  // 16 segments per ms: the flood lasts well under the 30 s timeout
+        return mon.feed(b.build(), now);
+    };
+    constexpr uint32_t kClient = 0x0a000000, kServer = 0xc0000201, kSpoofed = 0x0b000000,
+                       kVictim = 0xc6336401;
+    for (unsigned i = 0; i < real; ++i) {
+        const auto sp = static_cast<uint16_t>(10000 + i);
+        EXPECT_TRUE(send(kClient + i, kServer, sp, 80, SYN, x, 0, 0));
+        EXPECT_TRUE(send(kServer, kClient + i, 80, sp, SYN | ACK, y, x + 1, 0));
+        EXPECT_TRUE(send(kClient + i, kServer, sp, 80, ACK, x + 1, y + 1, 0));
+    }
+    for (unsigned i = 0; i < spoofed; ++i) {
+        send(kSpoofed + i, kVictim + (i & 3), static_cast<uint16_t>(1024 + i * 7919 % 60000), 80,
+             flags, i * 2654435761u, i * 40503u, data);
+        if (i % 64 == 63) {  // the real connections keep talking, as in the soak
+            const unsigned c = (i / 64) % real;
+            send(kClient + c, kServer, static_cast<uint16_t>(10000 + c), 80, ACK, x + 1, y + 1, 0);
+        }
+    }
+    FloodResult r;
+    const flow::FlowTableStats& st = mon.table().stats();
+    for (uint64_t v : st.insert_failed) r.refused += v;
+    r.evicted = st.removed[static_cast<unsigned>(RemoveReason::evicted_table_full)] +
+                st.removed[static_cast<unsigned>(RemoveReason::evicted_bucket_full)];
+    for (size_t i = 0; i < mon.records.size(); ++i) {
+        const bool evicted = mon.reasons[i] == RemoveReason::evicted_table_full ||
+                             mon.reasons[i] == RemoveReason::evicted_bucket_full;
+        if (evicted && (mon.records[i].detect & connlog::detect_flag::handshake_done))
+            ++r.evicted_handshake;
+    }
+    r.half_open_at_end = st.active_by_class[static_cast<unsigned>(TimeoutClass::half_open)];
+    r.established_at_end = st.active_by_class[static_cast<unsigned>(TimeoutClass::established)];
+    mon.table().for_each([&](uint32_t, const FlowEntry& e) {
+        if (e.key.addr[0][12] != 10) return;  // ::ffff:10.x.y.z, a real client (side lo)
+        const bool real_conn = Tracker::state_of(e, Side::lo) == State::established &&
+                               Tracker::state_of(e, Side::hi) == State::established &&
+                               e.tclass == TimeoutClass::established;
+        if (real_conn) ++r.established_kept;
+    });
+    return r;
+}
+
+TEST(Flood, AckPickupsAreRecycledAndRealConnectionsKept) {
+    constexpr unsigned kReal = 128, kSpoofed = 20'000;  // 40 times the table's capacity
+    const FloodResult r = flood(ACK, 0, kReal, kSpoofed);
+    // Before the fix the pickups were `established`: the table filled with 384 of them and every
+    // later spoofed tuple (and any new real connection) was refused.
+    EXPECT_EQ(r.refused, 0u);
+    EXPECT_GT(r.evicted, kSpoofed - 512u);
+    EXPECT_EQ(r.evicted_handshake, 0u);
+    EXPECT_EQ(r.established_kept, kReal);
+    EXPECT_EQ(r.established_at_end, kReal);  // the pickups are all half_open
+    EXPECT_EQ(r.half_open_at_end, 512u - kReal);
+}
+
+TEST(Flood, DataPickupsAndNullProbesAreRecycledToo) {
+    // A one-sided segment with data, and a NULL probe (no flags): both make ESTABLISHED pickups.
+    for (const auto& [flags, data] : {std::pair<uint8_t, size_t>{ACK | PSH, 64}, {0, 0}}) {
+        const FloodResult r = flood(flags, data, 128, 10'000);
+        EXPECT_EQ(r.refused, 0u) << int{flags};
+        EXPECT_EQ(r.evicted_handshake, 0u) << int{flags};
+        EXPECT_EQ(r.established_kept, 128u) << int{flags};
+    }
+}
+
+TEST(Flood, SynFinAndRstFloodsStillRecycle) {
+    // Their entries were never `established` (half_open, closing, closed): unchanged, checked
+    // here so the four soak floods have a unit test each.
+    for (const uint8_t flags : {uint8_t{SYN}, uint8_t{FIN | ACK}, uint8_t{RST}}) {
+        const FloodResult r = flood(flags, 0, 128, 10'000);
+        EXPECT_EQ(r.refused, 0u) << int{flags};
+        EXPECT_EQ(r.evicted_handshake, 0u) << int{flags};
+        EXPECT_EQ(r.established_kept, 128u) << int{flags};
+    }
+}
+
+TEST(Flood, NewRealConnectionsAreTrackedDuringAnAckFlood) {
+    // The point of recycling: a connection opened after the table filled is still tracked.
+    Monitor mon(small_table(256));
+    uint64_t now = 1'600'000'000 * kSec;
+    auto frame = [&](const char* s, const char* d, uint16_t sp, uint16_t dp, uint8_t f,
+                     uint32_t seq, uint32_t ack) {
+        PacketBuilder b;
+        b.eth().ipv4(s, d).tcp(sp, dp, f, seq, ack);
+        now += kMs;
+        return mon.feed(b.build(), now);
+    };
+    for (unsigned i = 0; i < 2'000; ++i)
+        frame("11.0.0.1", "198.51.100.1", static_cast<uint16_t>(1024 + i), 80, ACK, i, i);
+    ASSERT_TRUE(frame("10.0.0.1", "192.0.2.1", 40000, 80, SYN, x, 0));
+    ASSERT_TRUE(frame("192.0.2.1", "10.0.0.1", 80, 40000, SYN | ACK, y, x + 1));
+    ASSERT_TRUE(frame("10.0.0.1", "192.0.2.1", 40000, 80, ACK, x + 1, y + 1));
+    const FlowEntry* e = mon.entry();
+    ASSERT_NE(e, nullptr);
+    EXPECT_EQ(e->tclass, TimeoutClass::established);
+    EXPECT_EQ(mon.n(Counter::handshake_completed), 1u);
 }
 
 // ---- Sequence numbers ------------------------------------------------------------------------
