@@ -9,8 +9,8 @@ Writes OUT_DIR/<target>/<sha1> files:
           pcapng, Ethernet and Linux cooked), conf/demo.pcap and stateline-gen's output for each
           tools/scenarios/*.yaml; byte 0 is the link type as fuzz_parser reads it.
   tcp     the TCP segment sequences of real captures in fuzz_tcp's 8-byte encoding: each
-          connection alone (its first 96 segments) and each capture's first 8 connections
-          interleaved as they were captured.
+          connection alone and each capture's first 8 connections interleaved as they were
+          captured, at most 64 segments each (fuzz_tcp's -max_len in run.sh is 1 + 8 * 64).
   config  conf/stateline.yaml (whole when under 4 KiB, and each top-level section), the YAML of
           the unit tests (raw strings of tests/unit/test_config.cpp and test_rules.cpp), the
           scenarios.
@@ -28,6 +28,7 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MAX_FRAMES_PER_FILE = 400
+MAX_TCP_SEGMENTS = 64  # run.sh: fuzz_tcp -max_len=513
 LINK_ETH, LINK_SLL = 1, 113
 
 
@@ -228,8 +229,8 @@ def tcp_seeds(out, files):
         for ci, t, ts in segs:
             per.setdefault(ci, []).append((0, t, ts))
         for ci in list(per)[:32]:
-            n += write(out, "tcp", encode(per[ci][:96]))
-        mixed = [(ci, t, ts) for ci, t, ts in segs if ci < 8][:128]
+            n += write(out, "tcp", encode(per[ci][:MAX_TCP_SEGMENTS]))
+        mixed = [(ci, t, ts) for ci, t, ts in segs if ci < 8][:MAX_TCP_SEGMENTS]
         n += write(out, "tcp", encode(mixed))
     return n
 
