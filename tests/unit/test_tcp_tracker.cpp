@@ -1079,6 +1079,17 @@ TEST(Sequence, RetransmissionLettersAreLogarithmic) {
     EXPECT_STREQ(h.end().history, "ShADTT");  // the 1st and the 10th
 }
 
+// Past what fuzz_tcp's inputs (64 segments) reach: the 100th retransmission's letter, and the
+// 7-bit per-side count saturating at 127 instead of wrapping (a wrap would restart the letters).
+TEST(Sequence, RetransmissionCountSaturates) {
+    Chart h;
+    handshake(h);
+    h.c2s(ACK | PSH, x + 1, y + 1, {.data = 10});
+    for (int i = 0; i < 300; ++i) h.c2s(ACK | PSH, x + 1, y + 1, {.data = 10});
+    EXPECT_EQ(h.n(Counter::retransmission), 300u);
+    EXPECT_STREQ(h.end().history, "ShADTTT");  // the 1st, the 10th and the 100th; no 1000th
+}
+
 TEST(Sequence, ZeroWindow) {
     Chart h;
     handshake(h);
