@@ -76,7 +76,8 @@ struct Options {
     bool progress = true;
     std::string metrics_listen;  // --metrics-listen; empty: not given (live: on, capture: off)
     std::string ctl_socket;      // --ctl-socket; empty: the default path (src/ctl_path.hpp)
-    std::string ctl_group;       // --ctl-group; empty: from the config ("" there: owner only)
+    std::string ctl_group;       // --ctl-group; empty: owner only
+    bool ctl_group_given = false;  // --ctl-group on the command line, even "": overrides the config
 };
 
 [[noreturn]] void die(const std::string& msg, int code = 2) {
@@ -142,9 +143,9 @@ int parse_options(std::vector<char*>& app, Options& o) {
     cli.add_option("--ctl-socket", o.ctl_socket,
                    "Control socket for stateline-ctl, or 'off' (default: " + ctl::default_socket_path() + ")")
         ->type_name("PATH");
-    cli.add_option("--ctl-group", o.ctl_group,
+    CLI::Option* ctl_group = cli.add_option("--ctl-group", o.ctl_group,
                    "Let this group's members use the control socket too (socket 0660; default: owner and root "
-                   "only, 0600)")
+                   "only, 0600; \"\" overrides exports.ctl_group of the config)")
         ->type_name("NAME");
     cli.add_option("--metrics-listen", o.metrics_listen,
                    std::string("Serve Prometheus metrics at http://ADDR:PORT/metrics ([IPv6]:PORT too), or 'off' "
@@ -159,6 +160,7 @@ int parse_options(std::vector<char*>& app, Options& o) {
             ""));
     try {
         cli.parse(static_cast<int>(app.size()), app.data());
+        o.ctl_group_given = ctl_group->count() > 0;
     } catch (const CLI::ParseError& e) {
         int rc = cli.exit(e);
         std::exit(rc == 0 ? 0 : 2);
@@ -331,7 +333,7 @@ int main(int argc, char** argv) {
     // Exports named in the config (exports:), unless the command line says otherwise.
     if (opt.metrics_listen.empty()) opt.metrics_listen = cfg.metrics_listen;
     if (opt.ctl_socket.empty()) opt.ctl_socket = cfg.ctl_socket;
-    if (opt.ctl_group.empty()) opt.ctl_group = cfg.ctl_group;
+    if (!opt.ctl_group_given) opt.ctl_group = cfg.ctl_group;
     // The control socket's group must exist before anything starts.
     gid_t ctl_gid = gid_t(-1);
     if (!opt.ctl_group.empty() && opt.ctl_socket != "off") {

@@ -456,6 +456,17 @@ def group_access(args, tmp):
     check("--ctl-group unknown: exit 2, names the fix",
           p.returncode == 2 and ("group 'nosuch-%s' does not exist: create it (groupadd nosuch-%s)" % (tag, tag))
           in p.stderr, p.stderr[-300:])
+    # The same group from the config, and the fix the error names: --ctl-group "" (owner only).
+    cfg = os.path.join(tmp, "ctl-group.yaml")
+    with open(cfg, "w") as fh:
+        fh.write("exports:\n  ctl_group: nosuch-%s\n" % tag)
+    demo = os.path.join(SOURCE_ROOT, "conf", "demo.pcap")
+    p = subprocess.run([args.binary, "--config", cfg, "--pcap", demo, "--ctl-socket", os.path.join(tmp, "g.sock"), "-q"],
+                       capture_output=True, text=True, timeout=60)
+    check("exports.ctl_group unknown: exit 2", p.returncode == 2 and "nosuch-" + tag in p.stderr, p.stderr[-300:])
+    p = subprocess.run([args.binary, "--config", cfg, "--pcap", demo, "--ctl-socket", os.path.join(tmp, "g.sock"),
+                        "--ctl-group", "", "-q"], capture_output=True, text=True, timeout=60)
+    check('--ctl-group "" overrides exports.ctl_group: runs owner-only', p.returncode == 0, p.stderr[-300:])
 
     if os.geteuid() != 0:
         check("--ctl-group checks: need root (groupadd, useradd, runuser)", False, "running as uid %d" % os.geteuid())
