@@ -392,6 +392,76 @@ void run_warmup(Worker& w, rte_mempool* pool, const FrameList& fl, detect::Aggre
     }
 }
 
+// The worker as the appliance builds it (src/main.cpp), for one bench or soak run: its flow
+// table in rte_malloc memory (hugepages when there are some), its connection-record ring and its
+// clocks. Owns what it allocates. `hook_ctx` null: the removal hook's context is the Worker
+// itself, as worker_on_remove expects. `name` keeps the DPDK object names of runs apart.
+struct BenchWorker {
+    std::unique_ptr<Worker> w = std::make_unique<Worker>();
+    RunState run;
+    void* mem = nullptr;
+    size_t table_bytes = 0;
+    std::unique_ptr<flow::FlowTable> table;
+
+    BenchWorker(const std::string& name, uint32_t capacity, unsigned lcore, const tcp::Tracker& tracker,
+                flow::RemoveHook hook, void* hook_ctx) {
+        flow::FlowTableConfig tcfg;
+        tcfg.capacity = capacity;
+        table_bytes = flow::FlowTable::memory_size(tcfg.capacity);
+        mem = rte_malloc((name + "_table").c_str(), table_bytes, 64);
+        if (!mem) {
+            std::fprintf(stderr, "stateline-bench: cannot allocate %zu MiB for the flow table\n", table_bytes >> 20);
+            std::exit(1);
+        }
+        w->run = &run;
+        w->burst = 32;
+        w->lcore = lcore;
+        w->tracker = &tracker;
+        table = std::make_unique<flow::FlowTable>(tcfg, mem, hook, hook_ctx ? hook_ctx : w.get());
+        w->table = table.get();
+        w->conn_ring = rte_ring_create_elem((name + "_conn").c_str(), sizeof(connlog::ConnRecord), 65536,
+                                            int(rte_socket_id()), RING_F_SP_ENQ | RING_F_SC_DEQ);
+        w->tsc_hz = rte_get_tsc_hz();
+        w->tsc_base = rte_rdtsc();
+        w->ns_base = wall_ns();
+    }
+    ~BenchWorker() {
+        rte_ring_free(w->conn_ring);
+        table.reset();
+        rte_free(mem);
+    }
+    BenchWorker(const BenchWorker&) = delete;
+    BenchWorker& operator=(const BenchWorker&) = delete;
+};
+
+// Detection as the appliance builds it (src/main.cpp) with the default settings (sketch width
+// 8192, top 128): the sources seen completing handshakes, the worker's detector, and the
+// aggregator, polled by the caller's thread (the control core). The bench's clock is the live
+// worker's: an interval boundary every interval_ms of wall-clock time, where worker_main
+// publishes (the copy of the half-open gauges included). Declare it after the BenchWorker it
+// attaches to, so that it is destroyed first.
+struct BenchDetection {
+    std::unique_ptr<detect::VerifiedSources> verified;
+    std::unique_ptr<detect::WorkerDetector> detector;
+    std::unique_ptr<detect::Aggregator> agg;
+
+    void attach(Worker& w, uint32_t interval_ms, detect::Aggregator::Sink sink) {
+        detect::Settings ds;
+        ds.interval_ms = interval_ms;
+        sketch::SketchGeometry geo;
+        geo.width = ds.sketch_width;
+        const uint64_t interval_ns = uint64_t{ds.interval_ms} * 1'000'000;
+        verified = std::make_unique<detect::VerifiedSources>();
+        detector = std::make_unique<detect::WorkerDetector>(geo, ds.top, verified.get(), w.ns_base / interval_ns,
+                                                             geo.seed ^ (w.id + 1));
+        w.detector = detector.get();
+        w.interval_ns = interval_ns;
+        w.next_boundary_ns = (w.ns_base / interval_ns + 1) * interval_ns;
+        agg = std::make_unique<detect::Aggregator>(ds, geo, std::vector<detect::WorkerDetector*>{detector.get()},
+                                                   verified.get(), std::move(sink));
+    }
+};
+
 uint64_t counter_sum(const std::vector<uint64_t>& v, const std::string& group) {
     const auto& d = counters::descriptors();
     uint64_t s = 0;
@@ -449,73 +519,36 @@ Result run_workload(Workload& wl, unsigned lcore, const Options& o, const tcp::T
     }
 
     // The worker, as the appliance builds it.
-    flow::FlowTableConfig tcfg;
-    tcfg.capacity = wl.capacity;
-    const size_t tbytes = flow::FlowTable::memory_size(tcfg.capacity);
-    void* mem = rte_malloc("bench_table", tbytes, 64);
-    if (!mem) {
-        std::fprintf(stderr, "stateline-bench: cannot allocate %zu MiB for the flow table\n", tbytes >> 20);
-        std::exit(1);
-    }
-    auto w = std::make_unique<Worker>();
-    RunState run;
-    w->run = &run;
-    w->burst = 32;
-    w->lcore = lcore;
-    w->tracker = &tracker;
-    flow::FlowTable table(tcfg, mem, worker_on_remove, w.get());
-    w->table = &table;
-    std::string rname = "bench_conn" + std::to_string(seq);
-    w->conn_ring = rte_ring_create_elem(rname.c_str(), sizeof(connlog::ConnRecord), 65536, int(rte_socket_id()),
-                                        RING_F_SP_ENQ | RING_F_SC_DEQ);
-    w->tsc_hz = rte_get_tsc_hz();
-    w->tsc_base = rte_rdtsc();
-    w->ns_base = wall_ns();
+    BenchWorker bw("bench" + std::to_string(seq), wl.capacity, lcore, tracker, worker_on_remove, nullptr);
+    const std::unique_ptr<Worker>& w = bw.w;
+    flow::FlowTable& table = *bw.table;
     w->input = InputKind::ports;
     w->rxq[w->nb_rxq++] = RxQueue{port, 0, packet::LinkType::ethernet};
-    r.bytes_per_connection = double(tbytes) / tcfg.capacity;
+    r.bytes_per_connection = double(bw.table_bytes) / wl.capacity;
 
-    // Detection as the appliance builds it (src/main.cpp) with the default settings (sketch
-    // width 8192, top 128): the sources seen completing handshakes, the worker's detector, and
-    // the aggregator on this thread (the control core), polled with the connection records.
-    // The bench's clock is the live worker's: an interval boundary every interval_ms of
-    // wall-clock time, where worker_main publishes (the copy of the half-open gauges included).
+    // Detection (BenchDetection), polled on this thread with the connection records.
     // Detection is attached to the worker for the "on" slices and detached for the "off" ones,
     // on the same table in the same state; warm-up and settling run with it on, as the
     // appliance would. (Half-open connections opened with it off and closed with it on leave
     // the gauges off by that many: the alerts here are for the checks, not for reading.)
     const bool want_on = o.detect != DetectMode::off, want_off = o.detect != DetectMode::on;
-    detect::Settings ds;
-    ds.interval_ms = o.interval_ms;
-    std::unique_ptr<detect::VerifiedSources> verified;
-    std::unique_ptr<detect::WorkerDetector> detector;
-    std::unique_ptr<detect::Aggregator> agg;
+    BenchDetection det;
     if (want_on) {
-        sketch::SketchGeometry geo;
-        geo.width = ds.sketch_width;
-        const uint64_t interval_ns = uint64_t{ds.interval_ms} * 1'000'000;
-        verified = std::make_unique<detect::VerifiedSources>();
-        detector = std::make_unique<detect::WorkerDetector>(geo, ds.top, verified.get(), w->ns_base / interval_ns,
-                                                             geo.seed ^ (w->id + 1));
-        w->detector = detector.get();
-        w->interval_ns = interval_ns;
-        w->next_boundary_ns = (w->ns_base / interval_ns + 1) * interval_ns;
-        agg = std::make_unique<detect::Aggregator>(
-            ds, geo, std::vector<detect::WorkerDetector*>{detector.get()}, verified.get(), [&r, &o, &wl](const nlohmann::json& ev) {
-                if (ev["event"] == "start") r.alerts.emplace_back(ev["type"].get<std::string>(), ev["target"].get<std::string>());
-                if (o.alerts_out) {
-                    nlohmann::json e = ev;
-                    e["workload"] = wl.name;
-                    *o.alerts_out << e.dump() << '\n';
-                }
-            });
+        det.attach(*w, o.interval_ms, [&r, &o, &wl](const nlohmann::json& ev) {
+            if (ev["event"] == "start") r.alerts.emplace_back(ev["type"].get<std::string>(), ev["target"].get<std::string>());
+            if (o.alerts_out) {
+                nlohmann::json e = ev;
+                e["workload"] = wl.name;
+                *o.alerts_out << e.dump() << '\n';
+            }
+        });
         r.detect = true;
     }
     // Rules, as the appliance installs them (src/main.cpp): one WorkerRules on the worker,
     // monitor mode. Declared after the worker: destroyed first, it frees what the worker holds.
     std::unique_ptr<Mitigation> mit;
     if (o.rules) {
-        mit = std::make_unique<Mitigation>(std::vector<Worker*>{w.get()}, verified.get(), false);
+        mit = std::make_unique<Mitigation>(std::vector<Worker*>{w.get()}, det.verified.get(), false);
         mit->install(o.rules);
     }
 
@@ -532,7 +565,7 @@ Result run_workload(Workload& wl, unsigned lcore, const Options& o, const tcp::T
     ConnSink sink;
     phase_begin(std::to_string(wl.warmup.size()) + " warm-up frames through the pipeline" +
                 (want_on ? ", detection on" : ""));
-    run_warmup(*w, pool, wl.warmup, agg.get());
+    run_warmup(*w, pool, wl.warmup, det.agg.get());
     sink.drain(*w);
     phase_end();
     const auto before = counters::collect(w->counters, table.stats());
@@ -540,9 +573,9 @@ Result run_workload(Workload& wl, unsigned lcore, const Options& o, const tcp::T
     // The aggregator's poll, timed when it judged an interval (merge, judge, clear: the control
     // core's share of detection).
     auto poll = [&] {
-        if (!agg) return;
+        if (!det.agg) return;
         const auto t0 = std::chrono::steady_clock::now();
-        if (const unsigned n = agg->poll()) {
+        if (const unsigned n = det.agg->poll()) {
             r.judge_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             r.judged += n;
         }
@@ -550,7 +583,7 @@ Result run_workload(Workload& wl, unsigned lcore, const Options& o, const tcp::T
     // One timed run on the lcore, while this thread does the control core's work. `status`:
     // what the progress line says meanwhile on a terminal.
     auto timed = [&](auto launch, double secs, const std::string& status) {
-        run.stop = false;
+        bw.run.stop = false;
         launch();
         auto t0 = std::chrono::steady_clock::now();
         double shown = -1;
@@ -564,9 +597,9 @@ Result run_workload(Workload& wl, unsigned lcore, const Options& o, const tcp::T
             std::this_thread::sleep_for(std::chrono::milliseconds(2));
             sink.drain(*w);  // the control core's job, as in the appliance
             poll();
-            if (mit) mit->poll(o.victims ? agg.get() : nullptr);
+            if (mit) mit->poll(o.victims ? det.agg.get() : nullptr);
         }
-        run.stop = true;
+        bw.run.stop = true;
         rte_eal_wait_lcore(lcore);
         sink.drain(*w);
         poll();
@@ -575,7 +608,7 @@ Result run_workload(Workload& wl, unsigned lcore, const Options& o, const tcp::T
     auto rx_packets = [&] { return counter(counters::collect(w->counters, table.stats()), "rx", "rx_packets"); };
     // The pipeline (worker_main, live) for secs, detection on or off; its packets and seconds.
     auto pipeline = [&](bool on, double secs, const std::string& status) {
-        w->detector = on ? detector.get() : nullptr;
+        w->detector = on ? det.detector.get() : nullptr;
         const uint64_t p0 = rx_packets();
         const double t = timed([&] { rte_eal_remote_launch(worker_main, w.get(), lcore); }, secs, status);
         return std::make_pair(rx_packets() - p0, t);
@@ -583,7 +616,7 @@ Result run_workload(Workload& wl, unsigned lcore, const Options& o, const tcp::T
 
     // Bare RX, then the pipeline, on the same lcore, for the same time.
     char buf[160];
-    BareArgs ba{port, &run};
+    BareArgs ba{port, &bw.run};
     std::snprintf(buf, sizeof buf, "bare RX for %.1f s", o.seconds);
     phase_begin(buf);
     double tb = timed([&] { rte_eal_remote_launch(bare_rx_main, &ba, lcore); }, o.seconds, "bare RX");
@@ -616,7 +649,7 @@ Result run_workload(Workload& wl, unsigned lcore, const Options& o, const tcp::T
         }
     }
     phase_end();
-    w->detector = detector.get();
+    w->detector = det.detector.get();
 
     const auto after = counters::collect(w->counters, table.stats());
     for (int m = 0; m < 2; ++m) {
@@ -644,12 +677,12 @@ Result run_workload(Workload& wl, unsigned lcore, const Options& o, const tcp::T
     r.untracked = counter(after, "rx", "untracked_no_room");
     r.conn_records = sink.records;
     r.records_dropped = counter(after, "rx", "conn_records_dropped");
-    if (agg) {
+    if (det.agg) {
         // What the worker counted since its last publication is judged too; the alerts end.
-        agg->finish("shutdown");
-        r.alert_counts = agg->counts();
-        r.publications = detector->buffer().published();
-        r.publish_late = detector->buffer().publish_late();
+        det.agg->finish("shutdown");
+        r.alert_counts = det.agg->counts();
+        r.publications = det.detector->buffer().published();
+        r.publish_late = det.detector->buffer().publish_late();
     }
 
     // Every established connection of the workload must still be tracked and established.
@@ -675,9 +708,7 @@ Result run_workload(Workload& wl, unsigned lcore, const Options& o, const tcp::T
     }
     rte_eth_dev_stop(port);
     rte_eth_dev_close(port);
-    rte_ring_free(w->conn_ring);
-    rte_free(mem);
-    rte_mempool_free(pool);
+    rte_mempool_free(pool);  // the worker, its table and ring go with `bw`
     return r;
 }
 
@@ -765,53 +796,18 @@ SoakResult run_soak(const std::string& flood, const SoakOptions& o, const tcp::T
         std::fprintf(stderr, "stateline-bench: cannot create the mbuf pool: %s\n", rte_strerror(rte_errno));
         std::exit(1);
     }
-    flow::FlowTableConfig tcfg;
-    tcfg.capacity = o.capacity;
-    const size_t tbytes = flow::FlowTable::memory_size(tcfg.capacity);
-    void* mem = rte_malloc("soak_table", tbytes, 64);
-    if (!mem) {
-        std::fprintf(stderr, "stateline-bench: cannot allocate %zu MiB for the flow table\n", tbytes >> 20);
-        std::exit(1);
-    }
-    auto w = std::make_unique<Worker>();
-    RunState run;
     SoakHook hook;
-    hook.w = w.get();
-    w->run = &run;
-    w->burst = 32;
-    w->lcore = rte_lcore_id();
-    w->tracker = &tracker;
-    flow::FlowTable table(tcfg, mem, soak_on_remove, &hook);
-    w->table = &table;
-    const std::string rname = "soak_conn" + std::to_string(seq);
-    w->conn_ring = rte_ring_create_elem(rname.c_str(), sizeof(connlog::ConnRecord), 65536, int(rte_socket_id()),
-                                        RING_F_SP_ENQ | RING_F_SC_DEQ);
-    w->tsc_hz = rte_get_tsc_hz();
-    w->tsc_base = rte_rdtsc();
-    w->ns_base = wall_ns();
+    BenchWorker bw("soak" + std::to_string(seq), o.capacity, rte_lcore_id(), tracker, soak_on_remove, &hook);
+    hook.w = bw.w.get();
+    const std::unique_ptr<Worker>& w = bw.w;
+    flow::FlowTable& table = *bw.table;
 
     // Detection as run_workload builds it (default settings), polled on this same thread.
-    detect::Settings ds;
-    ds.interval_ms = o.interval_ms;
-    std::unique_ptr<detect::VerifiedSources> verified;
-    std::unique_ptr<detect::WorkerDetector> detector;
-    std::unique_ptr<detect::Aggregator> agg;
+    BenchDetection det;
     if (o.detect) {
-        sketch::SketchGeometry geo;
-        geo.width = ds.sketch_width;
-        const uint64_t interval_ns = uint64_t{ds.interval_ms} * 1'000'000;
-        verified = std::make_unique<detect::VerifiedSources>();
-        detector = std::make_unique<detect::WorkerDetector>(geo, ds.top, verified.get(), w->ns_base / interval_ns,
-                                                             geo.seed ^ (w->id + 1));
-        w->detector = detector.get();
-        w->interval_ns = interval_ns;
-        w->next_boundary_ns = (w->ns_base / interval_ns + 1) * interval_ns;
-        agg = std::make_unique<detect::Aggregator>(ds, geo, std::vector<detect::WorkerDetector*>{detector.get()},
-                                                   verified.get(), [&r](const nlohmann::json& ev) {
-                                                       if (ev["event"] == "start")
-                                                           r.alerts.emplace_back(ev["type"].get<std::string>(),
-                                                                                 ev["target"].get<std::string>());
-                                                   });
+        det.attach(*w, o.interval_ms, [&r](const nlohmann::json& ev) {
+            if (ev["event"] == "start") r.alerts.emplace_back(ev["type"].get<std::string>(), ev["target"].get<std::string>());
+        });
     }
     ConnSink sink;
 
@@ -836,7 +832,7 @@ SoakResult run_soak(const std::string& flood, const SoakOptions& o, const tcp::T
     }
     std::fprintf(stderr, "  %-4s %u connections: %zu handshake frames through the pipeline\n", flood.c_str(),
                  o.established, fl.size());
-    run_warmup(*w, pool, fl, agg.get());
+    run_warmup(*w, pool, fl, det.agg.get());
     sink.drain(*w);
     r.setup_frames = fl.size();
     fl = FrameList{};
@@ -922,7 +918,7 @@ SoakResult run_soak(const std::string& flood, const SoakOptions& o, const tcp::T
         table.set_now(uint32_t(now / 1'000'000));
         if (w->detector && now >= w->next_boundary_ns) {
             interval_boundary(*w);
-            agg->poll();
+            det.agg->poll();
         }
         for (unsigned k = 0; k < 32; ++k, ++frame_no) {
             uint8_t* out = rte_pktmbuf_mtod(m[k], uint8_t*);
@@ -965,9 +961,7 @@ SoakResult run_soak(const std::string& flood, const SoakOptions& o, const tcp::T
     }
     r.seconds = double(wall_ns() - t0) / 1e9;
     sink.drain(*w);
-    if (agg) {
-        agg->finish("shutdown");
-    }
+    if (det.agg) det.agg->finish("shutdown");
     r.fed = fed_setup + frame_no;
     r.mpps = double(frame_no) / r.seconds / 1e6;
     r.established_kept = count_kept();
@@ -1014,12 +1008,7 @@ SoakResult run_soak(const std::string& flood, const SoakOptions& o, const tcp::T
     }
     if (flood == "syn" && o.detect && !r.syn_alert) fail("detection: no syn_flood alert on 198.51.100.x");
 
-    rte_ring_free(w->conn_ring);
-    w.reset();
-    agg.reset();
-    detector.reset();
-    rte_free(mem);
-    rte_mempool_free(pool);
+    rte_mempool_free(pool);  // the worker, its table and ring go with `bw`
     return r;
 }
 
