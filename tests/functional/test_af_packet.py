@@ -63,6 +63,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
+from harness import Checks  # noqa: E402
 import tshark_oracle  # noqa: E402
 
 SKIP = 77
@@ -291,15 +292,7 @@ def main():
     else:
         print("note: %s absent; replaying the demo capture only" % second)
 
-    passed = failed = 0
-
-    def check(name, ok, detail=""):
-        nonlocal passed, failed
-        print("%-66s %s%s" % (name, "ok" if ok else "FAIL", ("  " + detail) if detail else ""), flush=True)
-        if ok:
-            passed += 1
-        else:
-            failed += 1
+    check = Checks()
 
     procs = []
     try:
@@ -429,8 +422,7 @@ def main():
         # EAL's runtime directory for this test's own file prefix (left behind even on a clean exit).
         shutil.rmtree("/var/run/dpdk/stateline-afp-%d" % os.getpid(), ignore_errors=True)
 
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return check.summary()
 
 
 if __name__ == "__main__":

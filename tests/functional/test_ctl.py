@@ -40,35 +40,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+from harness import Checks, ctl, ctl_json, stop, wait_for  # noqa: E402
 
-passed = failed = 0
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    detail = str(detail).replace("\n", " | ")
-    if len(detail) > 400:
-        detail = detail[:400] + "..."
-    print("%-66s %s%s" % (name, "ok" if ok else "FAIL", ("  " + detail) if detail and not ok else ""))
-    sys.stdout.flush()
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-    return ok
-
-
-def ctl(args, sock, *cmd, timeout=20):
-    p = subprocess.run([args.ctl, "--socket", sock, *cmd], capture_output=True, text=True, timeout=timeout)
-    return p.returncode, p.stdout, p.stderr
-
-
-def ctl_json(args, sock, *cmd):
-    rc, out, err = ctl(args, sock, "--json", *cmd)
-    try:
-        return rc, json.loads(out) if out.strip() else None, err
-    except ValueError:
-        return rc, None, err + " (not JSON: " + out[:200] + ")"
+check = Checks()
 
 
 def raw(sock, data, timeout=5.0, read_all=False):
@@ -98,16 +73,6 @@ def raw(sock, data, timeout=5.0, read_all=False):
         return json.loads(line), rest, err
     except ValueError:
         return None, buf, err
-
-
-def wait_for(pred, timeout, step=0.25):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 def eal_args(prefix, vdev):
@@ -183,7 +148,7 @@ def live(args, tmp):
     errf = open(os.path.join(tmp, "live.err"), "w+")
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errf, text=True)
     try:
-        up = wait_for(lambda: os.path.exists(sock) or p.poll() is not None, 30)
+        wait_for(lambda: os.path.exists(sock) or p.poll() is not None, 30)
         if not check("live: the control socket appears", os.path.exists(sock) and p.poll() is None,
                      open(errf.name).read()[-500:]):
             return
@@ -193,35 +158,35 @@ def live(args, tmp):
 
         # status
         def packets():
-            rc, j, _ = ctl_json(args, sock, "status")
+            rc, j, _ = ctl_json(args.ctl, sock, "status")
             return j if rc == 0 and j and j.get("packets", 0) > 0 else None
         s = wait_for(packets, 10)
         check("live: status --json: mode live, packets > 0", bool(s) and s["mode"] == "live" and s["packets"] > 0,
               json.dumps(s)[:300])
-        rc, out, err = ctl(args, sock, "status")
+        rc, out, err = ctl(args.ctl, sock, "status")
         check("live: status: live, packets, connections, alerts",
               rc == 0 and "live" in out and "packets" in out and "connections" in out and "alerts" in out, out + err)
         check("live: status names the config and the socket", cfg in out and sock in out, out)
 
         # stats
-        rc, j, err = ctl_json(args, sock, "stats")
+        rc, j, err = ctl_json(args.ctl, sock, "stats")
         check("live: stats --json: counters and workers",
               rc == 0 and j and j["counters"]["rx"]["rx_packets"] > 0 and len(j["workers"]) == 1, err)
-        rc, out, err = ctl(args, sock, "stats")
+        rc, out, err = ctl(args.ctl, sock, "stats")
         check("live: stats: a table of counters with rates", rc == 0 and "rx.rx_packets" in out and "PER SECOND" in out,
               out[:300] + err)
 
         # rules
-        rc, j, _ = ctl_json(args, sock, "status")
+        rc, j, _ = ctl_json(args.ctl, sock, "status")
         check("live: status --json: mitigation monitor, rules generation 1",
               rc == 0 and j and j.get("mitigation_mode") == "monitor" and j.get("rules_generation") == 1
               and j.get("rules") == 1, json.dumps(j)[:300])
-        rc, out, err = ctl(args, sock, "status")
+        rc, out, err = ctl(args.ctl, sock, "status")
         check("live: status: mitigation line", rc == 0 and "mitigation" in out and "monitor, 1 rule, generation 1" in out,
               out + err)
 
         def rules_hit():
-            rc, j, _ = ctl_json(args, sock, "rules")
+            rc, j, _ = ctl_json(args.ctl, sock, "rules")
             return j if rc == 0 and j and j["rules"] and j["rules"][0]["hits"] > 0 else None
         r = wait_for(rules_hit, 10)
         check("live: rules --json: any-syn (alert) hits > 0, drops 0, monitor, generation 1",
@@ -229,15 +194,15 @@ def live(args, tmp):
               and r["rules"][0]["name"] == "any-syn" and r["rules"][0]["action"] == "alert"
               and r["rules"][0]["drops"] == 0, json.dumps(r)[:300])
         hits0 = r["rules"][0]["hits"] if r else 0
-        rc, out, err = ctl(args, sock, "rules")
+        rc, out, err = ctl(args.ctl, sock, "rules")
         check("live: rules: a table with units", rc == 0 and "RULE" in out and "HITS (pkts)" in out and "any-syn" in out
               and "monitor" in out, out + err)
         # stats' "mitigation" and the rules answer agree for one snapshot.
         same = None
         for _ in range(20):
-            rc1, a, _ = ctl_json(args, sock, "rules")
-            rc2, st, _ = ctl_json(args, sock, "stats")
-            rc3, b, _ = ctl_json(args, sock, "rules")
+            rc1, a, _ = ctl_json(args.ctl, sock, "rules")
+            rc2, st, _ = ctl_json(args.ctl, sock, "stats")
+            rc3, b, _ = ctl_json(args.ctl, sock, "rules")
             if a and st and b and a["seq"] == st["seq"] == b["seq"]:
                 same = (a, st)
                 break
@@ -253,32 +218,32 @@ def live(args, tmp):
 
         # alerts
         def flood_alert():
-            rc, j, _ = ctl_json(args, sock, "alerts")
+            rc, j, _ = ctl_json(args.ctl, sock, "alerts")
             return j if rc == 0 and j and any(a["type"] == "syn_flood" and a["target"] == "10.10.10.10:25565"
                                                for a in j["active"]) else None
         a = wait_for(flood_alert, 10)
         check("live: alerts --json: syn_flood on 10.10.10.10:25565", bool(a), "")
         check("live: alerts have an age", bool(a) and all("age_s" in x for x in a["active"]), json.dumps(a)[:300])
-        rc, out, err = ctl(args, sock, "alerts")
+        rc, out, err = ctl(args.ctl, sock, "alerts")
         check("live: alerts: a table with type, target, severity, age",
               rc == 0 and "syn_flood" in out and "10.10.10.10:25565" in out and "SEVERITY" in out and "AGE" in out, out)
 
-        rc, out, err = ctl(args, sock, "top", "--once")
+        rc, out, err = ctl(args.ctl, sock, "top", "--once")
         check("live: top --once: workers, states, alerts, victims",
               rc == 0 and "WORKER" in out and "pps" in out and "half_open" in out and "syn_flood" in out
               and "TOP VICTIMS" in out and "\033[" not in out, out + err)
-        rc, out, err = ctl(args, sock, "victims")
+        rc, out, err = ctl(args.ctl, sock, "victims")
         check("live: victims: 10.10.10.10:25565 first", rc == 0 and "10.10.10.10:25565" in out.splitlines()[1], out)
-        rc, out, err = ctl(args, sock, "sources")
+        rc, out, err = ctl(args.ctl, sock, "sources")
         check("live: sources answers", rc == 0 and out.strip() != "", out + err)
-        rc, out, err = ctl(args, sock, "help")
+        rc, out, err = ctl(args.ctl, sock, "help")
         check("live: help lists the commands", rc == 0 and all(c in out for c in ("status", "conn", "reload")), out)
-        rc, out, err = ctl(args, sock, "frobnicate")
+        rc, out, err = ctl(args.ctl, sock, "frobnicate")
         check("live: stateline-ctl with an unknown command: exit 2, clear error",
               rc == 2 and "unknown command 'frobnicate'" in err, err)
 
         # conn
-        rc, j, err = ctl_json(args, sock, "conn", "10.10.10.10", "25565")
+        rc, j, err = ctl_json(args.ctl, sock, "conn", "10.10.10.10", "25565")
         ok = rc == 0 and j and j["matches"] > 0 and j["connections"]
         check("live: conn 10.10.10.10 25565 finds connections", bool(ok), json.dumps(j)[:300] + err)
         if ok:
@@ -288,16 +253,16 @@ def live(args, tmp):
                   and "history" in c and c["orig_pkts"] > 0 and c["worker"] == 0 and c["conn_state"] == "S0",
                   json.dumps(c))
             addr, port = c["orig"].rsplit(":", 1)
-            rc, j2, err = ctl_json(args, sock, "conn", "10.10.10.10", "25565", addr, port)
+            rc, j2, err = ctl_json(args.ctl, sock, "conn", "10.10.10.10", "25565", addr, port)
             check("live: conn with both endpoints finds that one connection",
                   rc == 0 and j2 and j2["matches"] == 1 and j2["connections"][0]["orig"] == c["orig"],
                   json.dumps(j2)[:300] + err)
-        rc, out, err = ctl(args, sock, "conn", "10.10.10.10:25565")
+        rc, out, err = ctl(args.ctl, sock, "conn", "10.10.10.10:25565")
         check("live: conn ADDR:PORT prints a table with the states",
               rc == 0 and "SYN-SENT" in out and "ORIG STATE" in out, out[:300] + err)
-        rc, out, err = ctl(args, sock, "conn", "10.10.10.x")
+        rc, out, err = ctl(args.ctl, sock, "conn", "10.10.10.x")
         check("live: conn with a bad address: exit 1, clear error", rc == 1 and "IPv4 or IPv6 address" in err, err)
-        rc, out, err = ctl(args, sock, "conn", "192.0.2.99", "80")
+        rc, out, err = ctl(args.ctl, sock, "conn", "192.0.2.99", "80")
         check("live: conn with no match says so", rc == 0 and "no tracked connection" in out, out + err)
 
         # The protocol on a raw socket.
@@ -358,7 +323,7 @@ def live(args, tmp):
             fh.write(base_cfg + "  - name: any-rst\n    match: {flags: RST}\n    action: drop\n"
                      "detect:\n  hold_down: 0\nthresholds:\n  syn_flood_rate: 500000000\n"
                      "flow_table:\n  capacity: 4096\n")
-        rc, j, err = ctl_json(args, sock, "reload")
+        rc, j, err = ctl_json(args.ctl, sock, "reload")
         applied = [x["param"] for x in j["applied"]] if rc == 0 and j else []
         restart = [x["param"] for x in j["restart_needed"]] if rc == 0 and j else []
         check("reload (valid): ok, thresholds and hold_down applied",
@@ -367,16 +332,16 @@ def live(args, tmp):
               restart == ["flow_table.capacity"], json.dumps(j))
 
         def flood_gone():
-            rc, j, _ = ctl_json(args, sock, "alerts")
+            rc, j, _ = ctl_json(args.ctl, sock, "alerts")
             return j is not None and rc == 0 and not any(a["type"] == "syn_flood" for a in j["active"])
         check("reload (valid): the syn_flood alert ends under the new threshold", wait_for(flood_gone, 8))
-        rc, j, _ = ctl_json(args, sock, "status")
+        rc, j, _ = ctl_json(args.ctl, sock, "status")
         check("reload (valid): status shows the reload",
               rc == 0 and j["reloads"] >= 1 and j["last_reload"]["ok"] is True, json.dumps(j.get("last_reload") if j else j))
 
         # The reload added a rule: generation 2, any-syn keeps its counts (carried by name).
         def gen2():
-            rc, j, _ = ctl_json(args, sock, "rules")
+            rc, j, _ = ctl_json(args.ctl, sock, "rules")
             return j if rc == 0 and j and j["generation"] == 2 else None
         r = wait_for(gen2, 8)
         check("reload (valid): rules generation 2, any-syn then any-rst, any-syn's hits carried",
@@ -386,7 +351,7 @@ def live(args, tmp):
         # Reload: an invalid config. Every error with its place; nothing changes.
         with open(cfg, "w") as fh:
             fh.write("rx:\n  mbufs: 65535\nthresholds:\n  syn_flood_rat: 5\n  scan_rate: 0\nflow_table:\n  capacity: 10\n")
-        rc, out, err = ctl(args, sock, "reload")
+        rc, out, err = ctl(args.ctl, sock, "reload")
         places = re.findall(re.escape(cfg) + r":(\d+):(\d+):", err)
         check("reload (invalid): exit 1, every error with file:line:col",
               rc == 1 and len(places) >= 3 and ("4", "3") in places and "syn_flood_rat" in err, err)
@@ -395,11 +360,11 @@ def live(args, tmp):
               j and j["ok"] is False and len(j.get("errors", [])) >= 3 and
               all(re.match(re.escape(cfg) + r":\d+:\d+$", x["where"]) for x in j["errors"]), str(j)[:300])
         time.sleep(2.5)
-        rc, j, _ = ctl_json(args, sock, "alerts")
+        rc, j, _ = ctl_json(args.ctl, sock, "alerts")
         check("reload (invalid): still running, the reloaded thresholds stay",
               p.poll() is None and rc == 0 and not any(a["type"] == "syn_flood" for a in j["active"]),
               json.dumps(j)[:200] if j else "")
-        rc, j, _ = ctl_json(args, sock, "status")
+        rc, j, _ = ctl_json(args.ctl, sock, "status")
         check("reload (invalid): status shows it refused", rc == 0 and j["last_reload"]["ok"] is False,
               json.dumps(j.get("last_reload") if j else j))
 
@@ -418,18 +383,12 @@ def live(args, tmp):
         p2 = subprocess.run(cmd2, capture_output=True, text=True, timeout=60)
         check("second Stateline on the same socket: refused with a clear error",
               p2.returncode != 0 and ("another Stateline is running on " + sock) in p2.stderr, p2.stderr[-300:])
-        check("... and the first still answers", ctl(args, sock, "status")[0] == 0)
+        check("... and the first still answers", ctl(args.ctl, sock, "status")[0] == 0)
     finally:
-        if p.poll() is None:
-            p.send_signal(signal.SIGINT)
-        try:
-            p.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        stop(p)
     check("SIGINT: exit 0", p.returncode == 0, open(errf.name).read()[-300:])
     check("SIGINT: the socket file is gone", not os.path.exists(sock))
-    rc, out, err = ctl(args, sock, "status")
+    rc, out, err = ctl(args.ctl, sock, "status")
     check("stateline-ctl without Stateline: exit 3, clear error",
           rc == 3 and ("cannot connect to " + sock + ": No such file or directory (is Stateline running? --socket PATH)")
           in err, err)
@@ -566,19 +525,19 @@ def replay(args, tmp):
         wait_for(lambda: os.path.exists(sock) or p.poll() is not None, 30, step=0.05)
 
         def some():
-            rc, j, _ = ctl_json(args, sock, "status")
+            rc, j, _ = ctl_json(args.ctl, sock, "status")
             return j if rc == 0 and j and j.get("packets", 0) > 0 else None
         s = wait_for(some, 10, step=0.1)
         check("replay: status during the replay: mode capture, packets > 0, running",
               bool(s) and s["mode"] == "capture" and s["running"] and p.poll() is None, json.dumps(s)[:300])
         check("replay: status gives the capture time", bool(s) and str(s.get("clock", "")).startswith("2023-11-14"),
               s.get("clock") if s else "")
-        rc, j, err = ctl_json(args, sock, "conn", "192.0.2.80", "80")
+        rc, j, err = ctl_json(args.ctl, sock, "conn", "192.0.2.80", "80")
         ok = rc == 0 and j and j["matches"] > 0
         check("replay: conn 192.0.2.80 80 during the replay: established connections", bool(ok) and all(
             c["orig_state"] == "ESTABLISHED" and c["resp_state"] == "ESTABLISHED" for c in j["connections"]),
             json.dumps(j)[:300] + err)
-        rc, out, err = ctl(args, sock, "top", "--once")
+        rc, out, err = ctl(args.ctl, sock, "top", "--once")
         check("replay: top --once", rc == 0 and "capture" in out and "WORKER" in out, out + err)
         try:
             _, err = p.communicate(timeout=120)
@@ -635,7 +594,7 @@ def reload_memory(args, tmp):
             return
 
         def hits():
-            rc, j, _ = ctl_json(args, sock, "rules")
+            rc, j, _ = ctl_json(args.ctl, sock, "rules")
             return j["rules"][0]["hits"] if rc == 0 and j and j["rules"] and j["rules"][0]["hits"] > 0 else None
         h0 = wait_for(hits, 10)
         rules = "".join("  - name: rl-%d\n    match: {dst_port: %d, flags: SYN}\n    action: rate_limit\n"
@@ -643,25 +602,19 @@ def reload_memory(args, tmp):
         with open(cfg, "w") as fh:
             fh.write(base + rules + "mitigation:\n  source_buckets: 1048576\n")
         t0 = time.time()
-        rc, out, err = ctl(args, sock, "reload", timeout=60)
+        rc, out, err = ctl(args.ctl, sock, "reload", timeout=60)
         took = time.time() - t0
         check("reload memory: refused, exit 1, the running config stays (%.1f s)" % took,
               rc == 1 and "the running config stays" in err and "MemAvailable" in err
               and "lower mitigation.source_buckets" in err and "255 per-source rate_limit rule(s)" in err, err + out)
-        rc, j, _ = ctl_json(args, sock, "rules")
+        rc, j, _ = ctl_json(args.ctl, sock, "rules")
         check("reload memory: still generation 1 with the one rule", rc == 0 and j and j["generation"] == 1
               and [x["name"] for x in j["rules"]] == ["any-syn"], json.dumps(j)[:300] if j else "")
         h1 = wait_for(lambda: (hits() or 0) > (h0 or 0) and hits(), 10)
         check("reload memory: the running rule keeps counting", p.poll() is None and bool(h0) and bool(h1),
               "hits %s then %s" % (h0, h1))
     finally:
-        if p.poll() is None:
-            p.send_signal(signal.SIGINT)
-        try:
-            p.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        stop(p)
         shutil.rmtree("/var/run/dpdk/stateline-ctl-mem-%d" % os.getpid(), ignore_errors=True)
     check("reload memory: SIGINT, exit 0", p.returncode == 0, open(errf.name).read()[-300:])
 
@@ -681,8 +634,7 @@ def main():
         replay(args, tmp)
     finally:
         subprocess.run(["rm", "-rf", tmp])
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return check.summary()
 
 
 if __name__ == "__main__":

@@ -54,43 +54,41 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+from harness import Checks, has, parse_exposition, pcap_frames, read_text, stop, total, wait_for  # noqa: E402
+
 SKIP = 77
 SHORT = 600  # frames of a burst that libpcap's 2 MB ring holds whatever the worker does
 
-passed = failed = 0
+check = Checks(width=72)
 
 
-def check(name, ok, detail=""):
-    global passed, failed
-    print("%-66s %s%s" % (name, "ok" if ok else "FAIL", ("  " + str(detail)[-1500:]) if detail and not ok else ""),
-          flush=True)
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-    return ok
+def scrape(nsrun):
+    """/metrics of the Stateline in the namespace (its loopback): the samples, [] if unreachable."""
+    p = nsrun(sys.executable, "-c", "import urllib.request;print(urllib.request.urlopen("
+              "'http://127.0.0.1:9469/metrics', timeout=5).read().decode())")
+    return parse_exposition(p.stdout)[1] if p.returncode == 0 else []
 
 
-def pcap_frames(path):
-    with open(path, "rb") as fh:
-        data = fh.read()
-    e = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-    import struct
-    n, off = 0, 24
-    while off + 16 <= len(data):
-        off += 16 + struct.unpack(e + "I", data[off + 8:off + 12])[0]
-        n += 1
-    return n
+def start(cmd, log, what):
+    """Starts Stateline with its output in `log`; checks it reaches "tracking on". The process, or
+    None (after a failed check) if it did not."""
+    with open(log, "w") as fh:
+        sl = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+    if check(what, wait_for(lambda: "tracking on" in read_text(log) or sl.poll() is not None, 30, 0.1)
+             and sl.poll() is None, read_text(log)):
+        return sl
+    stop(sl)
+    return None
 
 
-def wait_for(pred, timeout, step=0.1):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
+def stop_with_summary(sl, summary, log, what):
+    """SIGTERM; checks exit 0 with the summary written. The summary, or None."""
+    rc = stop(sl, signal.SIGTERM)
+    if not check(what, rc == 0 and os.path.exists(summary), "exit %s\n%s" % (rc, read_text(log))):
+        return None
+    with open(summary) as fh:
+        return json.load(fh)
 
 
 def proc_state(pid):
@@ -126,21 +124,16 @@ def imissed_case(binary, ip, tcpreplay, nsrun, ns, pid, tmp, demo, frames, cpus,
            "--ctl-socket", "off", "--metrics-listen", "127.0.0.1:9469", "--summary", summary, "--stats", stats]
 
     def log_text():
-        with open(log, errors="replace") as fh:
-            return fh.read()
+        return read_text(log)
 
     def metrics():
-        p = nsrun(sys.executable, "-c", "import urllib.request;print(urllib.request.urlopen("
-                  "'http://127.0.0.1:9469/metrics', timeout=5).read().decode())")
-        out = {"workers": 0}
-        for line in p.stdout.splitlines():
-            if line.startswith("stateline_port_packets_total{"):
-                out["ipackets"] = int(float(line.rsplit(" ", 1)[1]))
-            elif line.startswith("stateline_port_drops_total{") and 'reason="imissed"' in line:
-                out["imissed"] = int(float(line.rsplit(" ", 1)[1]))
-            elif line.startswith("stateline_rx_packets_total{"):
-                out["workers"] += int(float(line.rsplit(" ", 1)[1]))
-        return out if "ipackets" in out and "imissed" in out else {}
+        smp = scrape(nsrun)
+        if not (has(smp, "stateline_port_packets_total")
+                and any(n == "stateline_port_drops_total" and lb.get("reason") == "imissed" for n, lb, _ in smp)):
+            return {}
+        return {"ipackets": int(total(smp, "stateline_port_packets_total")),
+                "imissed": int(total(smp, "stateline_port_drops_total", reason="imissed")),
+                "workers": int(total(smp, "stateline_rx_packets_total"))}
 
     def veth_drops():
         # Frames the veth itself could not hand over (a full backlog): they never reach the socket.
@@ -154,11 +147,8 @@ def imissed_case(binary, ip, tcpreplay, nsrun, ns, pid, tmp, demo, frames, cpus,
 
     sl = None
     try:
-        with open(log, "w") as fh:
-            sl = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
-        if not check("imissed: stateline started on net_pcap,iface=<veth>",
-                     wait_for(lambda: "tracking on" in log_text() or sl.poll() is not None, 30) and sl.poll() is None,
-                     log_text()):
+        sl = start(cmd, log, "imissed: stateline started on net_pcap,iface=<veth>")
+        if sl is None:
             return
         # A short burst first, which the ring holds even if the worker did not read at all:
         # everything is received, nothing missed. (Bursts at top speed fill libpcap's TPACKET_V3
@@ -178,14 +168,14 @@ def imissed_case(binary, ip, tcpreplay, nsrun, ns, pid, tmp, demo, frames, cpus,
             check("imissed: tcpreplay sent 10 x demo.pcap at top speed", burst == 10 * frames, out)
         finally:
             os.kill(sl.pid, signal.SIGCONT)
-        total = sent + burst
+        sent_total = sent + burst
 
         def settled():
             x = metrics()
-            return x if x and x["imissed"] > 0 and x["ipackets"] + x["imissed"] + veth_drops() == total else None
+            return x if x and x["imissed"] > 0 and x["ipackets"] + x["imissed"] + veth_drops() == sent_total else None
         m = wait_for(settled, 15)
         check("imissed: /metrics imissed > 0, every frame received or missed", bool(m),
-              "%s, veth drops %d, frames sent %d" % (json.dumps(metrics()), veth_drops(), total))
+              "%s, veth drops %d, frames sent %d" % (json.dumps(metrics()), veth_drops(), sent_total))
         check("imissed: still running and serving /metrics after the overrun",
               sl.poll() is None and bool(metrics()), log_text()[-800:])
         before = m or metrics()
@@ -212,17 +202,8 @@ def imissed_case(binary, ip, tcpreplay, nsrun, ns, pid, tmp, demo, frames, cpus,
         check("imissed: --stats ports[0].imissed as in /metrics", bool(line), json.dumps(last_stats()))
 
         final = metrics()
-        sl.send_signal(signal.SIGTERM)
-        try:
-            rc = sl.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            sl.kill()
-            rc = sl.wait()
-        check("imissed: SIGTERM, exit 0, summary written", rc == 0 and os.path.exists(summary),
-              "exit %s\n%s" % (rc, log_text()))
-        if os.path.exists(summary):
-            with open(summary) as fh:
-                s = json.load(fh)
+        s = stop_with_summary(sl, summary, log, "imissed: SIGTERM, exit 0, summary written")
+        if s:
             port = s["ports"][0]
             check("imissed: summary ports[0] imissed and ipackets as in /metrics, all analysed",
                   port["imissed"] == final.get("imissed") and port["ipackets"] == final.get("ipackets") == s["packets"],
@@ -234,12 +215,7 @@ def imissed_case(binary, ip, tcpreplay, nsrun, ns, pid, tmp, demo, frames, cpus,
     finally:
         if sl is not None and sl.poll() is None:
             os.kill(sl.pid, signal.SIGCONT)
-            sl.send_signal(signal.SIGINT)
-            try:
-                sl.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                sl.kill()
-                sl.wait()
+            stop(sl, timeout=30)
         shutil.rmtree("/var/run/dpdk/%s-pcap" % prefix, ignore_errors=True)
 
 
@@ -261,7 +237,7 @@ def main():
         return SKIP
 
     demo = os.path.join(SOURCE_ROOT, "conf", "demo.pcap")
-    frames = pcap_frames(demo)
+    frames = len(pcap_frames(demo))
     pid = os.getpid()
     ns, tap, prefix = "sl-fault-%d" % pid, "sltap%d" % pid, "stateline-fault-%d" % pid
     tmp = tempfile.mkdtemp(prefix="sl-fault-")
@@ -288,27 +264,19 @@ def main():
         cmd = [ip, "netns", "exec", ns, args.binary, "--lcores", "(0-1)@(%s)" % cpus, "--no-huge", "--no-pci",
                "--no-shconf", "-m", "512", "--file-prefix=" + prefix, "--vdev", "net_tap0,iface=" + tap, "--",
                "--config", cfg, "--ctl-socket", "off", "--metrics-listen", "127.0.0.1:9469", "--summary", summary, "-q"]
-        with open(log, "w") as fh:
-            sl = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
-
         def log_text():
-            with open(log, errors="replace") as fh:
-                return fh.read()
-        if not check("stateline started on net_tap", wait_for(lambda: "tracking on" in log_text() or sl.poll() is not None, 30)
-                     and sl.poll() is None, log_text()):
-            return 1
+            return read_text(log)
+        sl = start(cmd, log, "stateline started on net_tap")
+        if sl is None:
+            return check.summary()
         nsrun(ip, "link", "set", tap, "arp", "off", "up")
 
         def metrics():
-            p = nsrun(sys.executable, "-c", "import urllib.request;print(urllib.request.urlopen("
-                      "'http://127.0.0.1:9469/metrics', timeout=5).read().decode())")
-            out = {}
-            for line in p.stdout.splitlines():
-                if line.startswith("stateline_port_link_up{") or line.startswith("stateline_port_link_changes_total{") \
-                        or line.startswith("stateline_port_packets_total{"):
-                    out[line.split("{")[0]] = float(line.rsplit(" ", 1)[1])
-                elif line.startswith("stateline_port_drops_total{") and 'reason="rx_nombuf"' in line:
-                    out["nombuf"] = float(line.rsplit(" ", 1)[1])
+            smp = scrape(nsrun)
+            out = {n: total(smp, n) for n in ("stateline_port_link_up", "stateline_port_link_changes_total",
+                                              "stateline_port_packets_total") if any(s[0] == n for s in smp)}
+            if smp:
+                out["nombuf"] = total(smp, "stateline_port_drops_total", reason="rx_nombuf")
             return out
 
         def replay():
@@ -340,16 +308,8 @@ def main():
         m = wait_for(lambda: (lambda x: x if x.get("stateline_port_packets_total") == 2 * frames else None)(metrics()), 10)
         check("frames after the link came back counted", bool(m), json.dumps(metrics()))
 
-        sl.send_signal(signal.SIGTERM)
-        try:
-            rc = sl.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            sl.kill()
-            rc = sl.wait()
-        check("SIGTERM: exit 0, summary written", rc == 0 and os.path.exists(summary), "exit %s\n%s" % (rc, log_text()))
-        if os.path.exists(summary):
-            with open(summary) as fh:
-                s = json.load(fh)
+        s = stop_with_summary(sl, summary, log, "SIGTERM: exit 0, summary written")
+        if s:
             port = s["ports"][0]
             check("summary: link_changes >= 2, link up at the stop",
                   port.get("link_changes", 0) >= 2 and port.get("link_up") is True, json.dumps(port))
@@ -361,28 +321,18 @@ def main():
         # 1023 (the least rx.mbufs allows), the pool is empty as soon as frames arrive.
         with open(cfg, "w") as fh:
             fh.write("stats:\n  interval_ms: 250\nrx:\n  descriptors: 1022\n  mbufs: 1023\n")
-        os.unlink(summary)
-        with open(log, "w") as fh:
-            sl = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
-        if not check("mbufs: stateline started with rx.mbufs 1023, 1022 descriptors",
-                     wait_for(lambda: "tracking on" in log_text() or sl.poll() is not None, 30) and sl.poll() is None,
-                     log_text()):
-            return 1
+        if os.path.exists(summary):
+            os.unlink(summary)
+        sl = start(cmd, log, "mbufs: stateline started with rx.mbufs 1023, 1022 descriptors")
+        if sl is None:
+            return check.summary()
         nsrun(ip, "link", "set", tap, "arp", "off", "up")
         replay()
         m = wait_for(lambda: (lambda x: x if x.get("nombuf", 0) > 0 else None)(metrics()), 10)
         check("mbufs: /metrics port_drops_total{reason=rx_nombuf} > 0, still serving",
               bool(m) and sl.poll() is None, json.dumps(metrics()))
-        sl.send_signal(signal.SIGTERM)
-        try:
-            rc = sl.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            sl.kill()
-            rc = sl.wait()
-        check("mbufs: SIGTERM, exit 0, summary written", rc == 0 and os.path.exists(summary), "exit %s\n%s" % (rc, log_text()))
-        if os.path.exists(summary):
-            with open(summary) as fh:
-                s = json.load(fh)
+        s = stop_with_summary(sl, summary, log, "mbufs: SIGTERM, exit 0, summary written")
+        if s:
             port = s["ports"][0]
             check("mbufs: summary rx_nombuf > 0, every frame received counted",
                   port["rx_nombuf"] > 0 and s["packets"] == port["ipackets"], json.dumps(port))
@@ -391,18 +341,12 @@ def main():
         # the docstring for why net_pcap).
         imissed_case(args.binary, ip, tcpreplay, nsrun, ns, pid, tmp, demo, frames, cpus, prefix)
     finally:
-        if sl is not None and sl.poll() is None:
-            sl.send_signal(signal.SIGINT)
-            try:
-                sl.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                sl.kill()
-                sl.wait()
+        if sl is not None:
+            stop(sl, timeout=30)
         subprocess.run([ip, "netns", "del", ns], capture_output=True)
         shutil.rmtree("/var/run/dpdk/" + prefix, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return check.summary()
 
 
 if __name__ == "__main__":

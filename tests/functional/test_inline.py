@@ -34,14 +34,17 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import struct
 import subprocess
 import sys
 import tempfile
 import time
 
-passed = failed = 0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Checks, ctl_json, pcap_frames, stop  # noqa: E402
+
+check = Checks(width=70)
+
 
 INPUTS = [
     "stopddos/pkt.TCP.synflood.spoofed.pcap",
@@ -77,38 +80,6 @@ HTTP_FILTER = ("tcp.dstport == 80 && tcp.seq <= 252 && (tcp.payload[0:4] == \"GE
 DROPPED_FILTER = "(%s) || (%s)" % (FLOOD_FILTER, HTTP_FILTER)
 
 
-def check(name, ok, detail=""):
-    global passed, failed
-    detail = str(detail).replace("\n", " | ")
-    if len(detail) > 500:
-        detail = detail[:500] + "..."
-    print("%-70s %s%s" % (name, "ok" if ok else "FAIL", ("  " + detail) if detail and not ok else ""))
-    sys.stdout.flush()
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-    return ok
-
-
-def pcap_frames(path):
-    """Frames of a classic pcap file, as bytes."""
-    out = []
-    with open(path, "rb") as f:
-        data = f.read()
-    if len(data) < 24:
-        return out
-    magic = struct.unpack("<I", data[:4])[0]
-    endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
-    off = 24
-    while off + 16 <= len(data):
-        _, _, incl, _ = struct.unpack(endian + "IIII", data[off:off + 16])
-        off += 16
-        out.append(data[off:off + incl])
-        off += incl
-    return out
-
-
 def write_empty_pcap(path):
     with open(path, "wb") as f:
         f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
@@ -129,14 +100,6 @@ def find_key(obj, key):
             if r is not None:
                 return r
     return None
-
-
-def ctl_json(args, sock, *cmd, timeout=20):
-    p = subprocess.run([args.ctl, "--socket", sock, "--json", *cmd], capture_output=True, text=True, timeout=timeout)
-    try:
-        return p.returncode, json.loads(p.stdout) if p.stdout.strip() else None, p.stderr
-    except ValueError:
-        return p.returncode, None, p.stderr + " (not JSON: " + p.stdout[:200] + ")"
 
 
 def start(args, tmp, name, vdevs, cfg_path):
@@ -161,20 +124,15 @@ def wait_socket(p, sock, secs=20):
     return False
 
 
-def stop(p, errf):
-    if p.poll() is None:
-        p.send_signal(signal.SIGINT)
-    try:
-        p.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
+def stop_with_stderr(p, errf):
+    """SIGINT, wait; (exit status, what it wrote on stderr)."""
+    stop(p)
     errf.seek(0)
     return p.returncode, errf.read()
 
 
 def rx_of(args, sock):
-    rc, j, _ = ctl_json(args, sock, "stats")
+    rc, j, _ = ctl_json(args.ctl, sock, "stats")
     if rc != 0 or j is None:
         return None
     return find_key(j, "rx_packets")
@@ -204,7 +162,7 @@ def run_finite(args, tmp, name, mode, inp, n_in):
         time.sleep(0.3)
     check("%s: every input frame received (%s of %d)" % (name, rx, n_in), rx == n_in)
     time.sleep(0.5)
-    rc, err = stop(p, errf)
+    rc, err = stop_with_stderr(p, errf)
     check("%s: exits 0 on SIGINT" % name, rc == 0, err[-800:])
     try:
         with open(summary) as f:
@@ -304,13 +262,13 @@ def reload_under_traffic(args, tmp):
                                    ["net_pcap0,rx_pcap=%s,infinite_rx=1" % flood,
                                     "net_pcap1,rx_pcap=%s,tx_pcap=/dev/null" % empty], cfg)
     if not check("reload: control socket up", wait_socket(p, sock), ""):
-        stop(p, errf)
+        stop_with_stderr(p, errf)
         return
     time.sleep(2.0)
     rx_before = rx_of(args, sock) or 0
     with open(cfg, "w") as f:
         f.write(RELOAD_B)
-    rc, j, err = ctl_json(args, sock, "reload")
+    rc, j, err = ctl_json(args.ctl, sock, "reload")
     check("reload: stateline-ctl reload applies the new rules", rc == 0 and j is not None and
           any(i.get("param") == "rules" for i in j.get("applied", [])), (rc, j, err))
     time.sleep(2.0)
@@ -320,10 +278,10 @@ def reload_under_traffic(args, tmp):
     # A broken file: refused, the running rules stay.
     with open(cfg, "w") as f:
         f.write(RELOAD_B.replace("action: drop", "action: explode"))
-    rc, j, err = ctl_json(args, sock, "reload")
+    rc, j, err = ctl_json(args.ctl, sock, "reload")
     check("reload: a config with an error is refused (exit 1)", rc == 1, (rc, j, err))
     time.sleep(1.0)
-    rc, err = stop(p, errf)
+    rc, err = stop_with_stderr(p, errf)
     check("reload: exits 0 on SIGINT", rc == 0, err[-800:])
     try:
         with open(summary) as f:
@@ -385,13 +343,13 @@ def syn_flood_policy_live(args, tmp):
                                    ["net_pcap0,rx_pcap=%s,infinite_rx=1" % flood,
                                     "net_pcap1,rx_pcap=%s,tx_pcap=/dev/null" % empty], cfg)
     if not check("policy: control socket up", wait_socket(p, sock), ""):
-        stop(p, errf)
+        stop_with_stderr(p, errf)
         return
     # Detection judges 1 s intervals; the alert starts after the first, the drops right after.
     end = time.time() + 15
     alerts = []
     while time.time() < end and p.poll() is None:
-        rc, j, _ = ctl_json(args, sock, "alerts")
+        rc, j, _ = ctl_json(args.ctl, sock, "alerts")
         alerts = (j or {}).get("active", [])
         if any(a.get("type") == "syn_flood" for a in alerts if isinstance(a, dict)):
             break
@@ -400,7 +358,7 @@ def syn_flood_policy_live(args, tmp):
         isinstance(a, dict) and a.get("type") == "syn_flood" and "10.10.10.10" in str(a.get("target"))
         for a in alerts), alerts)
     time.sleep(2.0)
-    rc, err = stop(p, errf)
+    rc, err = stop_with_stderr(p, errf)
     check("policy: exits 0 on SIGINT", rc == 0, err[-800:])
     try:
         with open(summary) as f:
@@ -435,8 +393,7 @@ def main():
         syn_flood_policy_live(args, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return check.summary()
 
 
 if __name__ == "__main__":

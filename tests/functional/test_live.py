@@ -29,6 +29,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
+from harness import Checks  # noqa: E402
 import tshark_oracle  # noqa: E402
 
 
@@ -72,15 +73,7 @@ def main():
     want_packets = sum(o["packets"] for o in oracle)
     want_tcp = sum(o["tcp_packets"] for o in oracle)
 
-    passed = failed = 0
-
-    def check(name, ok, detail=""):
-        nonlocal passed, failed
-        print("%-58s %s%s" % (name, "ok" if ok else "FAIL", ("  " + detail) if detail else ""))
-        if ok:
-            passed += 1
-        else:
-            failed += 1
+    check = Checks(width=58)
 
     with tempfile.TemporaryDirectory() as tmp:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -232,8 +225,7 @@ def main():
                             "--pcap", demo, "-q"], capture_output=True, text=True, timeout=120)
         check("canonical config runs", p.returncode == 0, p.stderr.strip()[-300:])
 
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return check.summary()
 
 
 if __name__ == "__main__":

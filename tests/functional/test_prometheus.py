@@ -41,6 +41,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.path.dirname(os.path.dirname(HERE))
 PROMETHEUS = "/usr/bin/prometheus"
 SKIP = 77
+sys.path.insert(0, HERE)
+from harness import Checks, parse_exposition, read_text, stop, total, wait_for  # noqa: E402
 
 
 def free_port():
@@ -59,29 +61,6 @@ def http(url, method="GET", data=None, timeout=5.0):
         return e.code, e.read().decode("utf-8", "replace")
     except (urllib.error.URLError, OSError) as e:
         return 0, str(e)
-
-
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
-LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def parse_exposition(text):
-    """(families {name: type}, samples [(name, {label: value}, float)])."""
-    fams, samples = {}, []
-    for line in text.splitlines():
-        if line.startswith("# TYPE "):
-            _, _, name, kind = line.split(" ", 3)
-            fams[name] = kind
-        elif line and not line.startswith("#"):
-            m = SAMPLE.match(line)
-            if m:
-                labels = {k: v for k, v in LABEL.findall(m.group(2) or "")}
-                samples.append((m.group(1), labels, float(m.group(3))))
-    return fams, samples
-
-
-def total(samples, name, **match):
-    return sum(v for n, l, v in samples if n == name and all(l.get(k) == w for k, w in match.items()))
 
 
 class Prometheus:
@@ -126,37 +105,6 @@ def ctl_call(path, req, timeout=5.0):
         return None
 
 
-def wait_for(fn, timeout, step=0.25):
-    """fn() until it returns something true, or None after timeout seconds."""
-    end = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() >= end:
-            return v or None
-        time.sleep(step)
-
-
-def read(path):
-    try:
-        with open(path, errors="replace") as fh:
-            return fh.read()
-    except OSError:
-        return ""
-
-
-def stop(p, sig=signal.SIGINT, timeout=30):
-    """Signal p and wait; the exit status, or None if it had to be killed."""
-    if p.poll() is not None:
-        return p.returncode
-    p.send_signal(sig)
-    try:
-        return p.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
-        return None
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", default=os.path.join(SOURCE_ROOT, "build", "src", "stateline"))
@@ -175,19 +123,7 @@ def main():
         print("SKIP: %s not found: the test needs StopDDoS's SYN flood capture" % flood)
         return SKIP
 
-    passed = failed = 0
-
-    def check(name, ok, detail=""):
-        nonlocal passed, failed
-        detail = str(detail) if detail or detail == 0 else ""
-        if ok and ("\n" in detail or len(detail) > 160):
-            detail = ""  # long details (stderr, ...) only when they explain a failure
-        print("%-66s %s%s" % (name, "ok" if ok else "FAIL", ("  " + detail) if detail else ""))
-        if ok:
-            passed += 1
-        else:
-            failed += 1
-        return ok
+    check = Checks()
 
     cpus = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
     # A live Stateline also opens a control socket, on one default path: each instance here gets
@@ -220,9 +156,9 @@ def main():
             procs.append(sa)
             url = "http://127.0.0.1:%d/metrics" % mport
             line = "stateline: metrics on %s" % url
-            started = wait_for(lambda: line in read(err_a) or sa.poll() is not None, 30)
-            if not check("live: start-up line names the endpoint", started and sa.poll() is None and line in read(err_a),
-                         read(err_a).strip()[-400:]):
+            started = wait_for(lambda: line in read_text(err_a) or sa.poll() is not None, 30)
+            if not check("live: start-up line names the endpoint", started and sa.poll() is None and line in read_text(err_a),
+                         read_text(err_a).strip()[-400:]):
                 raise RuntimeError("stateline did not start")
 
             # ---- Prometheus, scraping every second.
@@ -325,11 +261,11 @@ def main():
             procs.append(sb)
             want = ("stateline: warning: metrics: cannot listen on 127.0.0.1:%d (Address already in use); "
                     "running without /metrics" % mport)
-            wait_for(lambda: "tracking on" in read(err_b) or sb.poll() is not None, 30)
+            wait_for(lambda: "tracking on" in read_text(err_b) or sb.poll() is not None, 30)
             time.sleep(1.0)
             alive = sb.poll() is None
-            check("port taken: warning on stderr", want in read(err_b), read(err_b).strip()[-400:])
-            check("port taken: still running 1 s after start-up", alive and "tracking on" in read(err_b),
+            check("port taken: warning on stderr", want in read_text(err_b), read_text(err_b).strip()[-400:])
+            check("port taken: still running 1 s after start-up", alive and "tracking on" in read_text(err_b),
                   "exit %s" % sb.poll())
             rc = stop(sb)
             check("port taken: stops cleanly on SIGINT (exit 0)", rc == 0, "exit %s" % rc)
@@ -354,7 +290,7 @@ def main():
                 ts = r.get("data", {}).get("activeTargets", []) if r.get("status") == "success" else []
                 return [t for t in ts if t.get("health") == "up" and str(mport) in t.get("scrapeUrl", "")]
             up = wait_for(target_up, 30, 0.5)
-            if not check("prometheus: target up", bool(up), read(plog).strip()[-400:]):
+            if not check("prometheus: target up", bool(up), read_text(plog).strip()[-400:]):
                 raise RuntimeError("prometheus never scraped stateline")
             # A few scrapes, so that rate() over 5s has samples.
             wait_for(lambda: (prom.scalar('count_over_time(stateline_up[10s])') or 0) >= 4, 15, 0.5)
@@ -443,7 +379,7 @@ def main():
 
             # ---- docs/grafana: the reference names every family; the dashboard's queries work.
             fams = parse_exposition(http(url)[1])[0]
-            readme = read(os.path.join(args.source, "docs", "grafana", "README.md"))
+            readme = read_text(os.path.join(args.source, "docs", "grafana", "README.md"))
             missing = sorted(f for f in fams if "`%s`" % f not in readme)
             check("docs/grafana/README.md names every family served (%d)" % len(fams), not missing, missing)
             try:
@@ -484,7 +420,7 @@ def main():
 
             # ---- Stop: Stateline still exits cleanly with a client stalled on it.
             rc = stop(sa)
-            check("live: SIGINT with a stalled client held: exit 0", rc == 0, "exit %s %s" % (rc, read(err_a).strip()[-300:]))
+            check("live: SIGINT with a stalled client held: exit 0", rc == 0, "exit %s %s" % (rc, read_text(err_a).strip()[-300:]))
         except RuntimeError as e:
             check("test set-up", False, e)
         finally:
@@ -498,8 +434,7 @@ def main():
             for prefix in ("stateline-prom-%d" % os.getpid(), "stateline-prom-b-%d" % os.getpid()):
                 shutil.rmtree(os.path.join(rundir, prefix), ignore_errors=True)
 
-    print("%d passed, %d failed (%.1f s)" % (passed, failed, time.monotonic() - t_start))
-    return 1 if failed else 0
+    return check.summary(" (%.1f s)" % (time.monotonic() - t_start))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+from harness import Checks  # noqa: E402
 
 GOOD = """\
 workers: 2
@@ -85,11 +87,7 @@ def main():
     ap.add_argument("--source", default=SOURCE_ROOT)
     args = ap.parse_args()
 
-    results = []
-
-    def check(name, ok, detail=""):
-        results.append(bool(ok))
-        print(("PASS " if ok else "FAIL ") + name + ("" if ok or not detail else ": " + detail))
+    check = Checks()
 
     with tempfile.TemporaryDirectory(prefix="stateline-rules-") as tmp:
         good = os.path.join(tmp, "good.yaml")
@@ -134,10 +132,7 @@ def main():
           rc == 0 and "check" in out and "test FILE --pcap" in out and "Detection is replayed" in out,
           repr(out))
 
-    passed = sum(1 for r in results if r)
-    failed = len(results) - passed
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return check.summary()
 
 
 if __name__ == "__main__":

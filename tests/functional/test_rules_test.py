@@ -36,6 +36,8 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+from harness import Checks  # noqa: E402
 
 CONFIG = """\
 rules:
@@ -58,12 +60,7 @@ rules:
     action: explode
 """
 
-results = []
-
-
-def check(name, ok, detail=""):
-    results.append(bool(ok))
-    print(f"{'PASS' if ok else 'FAIL'}: {name}" + ("" if ok else f" ({detail})"))
+check = Checks()
 
 
 def run(*cmd):
@@ -255,8 +252,7 @@ def main():
                            "--out", pcap, "--labels", labels, "--packet-labels", plabels)
         check("stateline-gen syn_flood: exit 0", rc == 0, err)
         if rc != 0:
-            print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
-            return 1
+            return check.summary()
         conf = os.path.join(tmp, "rules.yaml")
         with open(conf, "w") as f:
             f.write(CONFIG)
@@ -350,10 +346,7 @@ def main():
 
         policy_tests(args, tmp, pcap, labels, plabels, lab)
 
-    passed = sum(1 for r in results if r)
-    failed = len(results) - passed
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return check.summary()
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+from harness import Checks  # noqa: E402
 
 
 def main():
@@ -43,16 +45,7 @@ def main():
     ap.add_argument("--source", default=SOURCE_ROOT)
     args = ap.parse_args()
 
-    passed = failed = 0
-
-    def check(name, ok, detail=""):
-        nonlocal passed, failed
-        print("%-66s %s%s" % (name, "ok" if ok else "FAIL", ("  " + detail) if detail else ""))
-        if ok:
-            passed += 1
-        else:
-            failed += 1
-        return ok
+    check = Checks()
 
     scenario = os.path.join(args.source, "tools", "scenarios", "syn_flood.yaml")
     with tempfile.TemporaryDirectory() as tmp:
@@ -176,9 +169,9 @@ def main():
                            capture_output=True, text=True, timeout=120)
         if p.returncode != 0 and "python3-matplotlib" in p.stderr:
             check("chart: without matplotlib, says to install python3-matplotlib", True, p.stderr.strip())
-            print("%d passed, %d failed" % (passed, failed))
+            check.summary()
             print("skip: python3-matplotlib is not installed (tools/bootstrap.sh installs it); the chart is not checked")
-            return 1 if failed else 77
+            return 1 if check.failed else 77
         check("chart: exit 0", p.returncode == 0, p.stderr.strip())
         data = open(png, "rb").read() if os.path.exists(png) else b""
         check("chart: a PNG (magic bytes)", data[:8] == b"\x89PNG\r\n\x1a\n", repr(data[:8]))
@@ -219,8 +212,7 @@ def main():
             fh.write(json.dumps(last) + "\n")
         chart_error("no interval", only_last, "no intervals")
 
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return check.summary()
 
 
 if __name__ == "__main__":

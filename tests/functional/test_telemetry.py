@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.path.dirname(os.path.dirname(HERE))
 COMMANDS = ["/stateline/stats", "/stateline/rates", "/stateline/workers", "/stateline/flows",
             "/stateline/alerts", "/stateline/top", "/stateline/rules"]
+sys.path.insert(0, HERE)
+from harness import Checks, stop  # noqa: E402
 
 
 def runtime_dir(prefix):
@@ -89,16 +90,7 @@ def main():
         print("skip: %s is absent: the live flood cannot be run" % flood)
         return 77
 
-    passed = failed = 0
-
-    def check(name, ok, detail=""):
-        nonlocal passed, failed
-        print("%-62s %s%s" % (name, "ok" if ok else "FAIL", ("  " + detail) if detail else ""))
-        if ok:
-            passed += 1
-        else:
-            failed += 1
-        return ok
+    check = Checks(width=62)
 
     print("client: %s (DPDK's own, commands on its standard input)" % args.client)
     prefix = "stateline-tel-%d" % os.getpid()
@@ -121,20 +113,13 @@ def main():
         try:
             run_live(cli, p, sock, err_path, check)
         finally:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-                try:
-                    p.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+            stop(p)
             shutil.rmtree(rdir, ignore_errors=True)   # live mode leaves EAL's folder; this one is ours
         check("live: exit 0 on SIGINT", p.returncode == 0, open(err_path).read().strip()[-300:])
 
         run_replay(args, cli.tool, flood, cpus, check)
 
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return check.summary()
 
 
 def run_live(cli, p, sock, err_path, check):
