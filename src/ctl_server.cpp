@@ -138,7 +138,6 @@ void on_sighup(int) { g_reload_signal.store(true, std::memory_order_relaxed); }
 
 constexpr size_t kReadChunk = 16384;
 constexpr size_t kOutHigh = size_t{1} << 20;     // stop taking requests while this much is unsent
-constexpr size_t kMaxConfigBytes = size_t{1} << 20;
 constexpr uint64_t kListenId = 0, kWakeId = 1;  // epoll ids; clients from 2
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
@@ -1126,18 +1125,14 @@ bool Server::Impl::reload(json& result, std::string& error, json& errors) {
         record(false, error);
         return false;
     }
-    // Never block the control core on a FIFO or a device, nor parse something huge.
-    struct stat st;
-    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || size_t(st.st_size) > kMaxConfigBytes) {
-        error = "config '" + path + "' " +
-                (::stat(path.c_str(), &st) != 0      ? std::string("cannot be read: ") + std::strerror(errno)
-                 : !S_ISREG(st.st_mode)              ? std::string("is not a regular file")
-                                                     : "is over " + std::to_string(kMaxConfigBytes >> 20) + " MiB") +
-                "; the running config stays";
+    // load_file never blocks the control core on a FIFO or a device, nor reads something huge.
+    config::LoadResult r = config::load_file(path);
+    if (r.errors.size() == 1 && r.errors[0].where == path) {  // the file itself, not its content
+        errors.push_back({{"where", path}, {"what", r.errors[0].what}});
+        error = "config '" + path + "': " + r.errors[0].what + "; the running config stays";
         record(false, error);
         return false;
     }
-    config::LoadResult r = config::load_file(path);
     if (!r.ok()) {
         for (const auto& e : r.errors) errors.push_back({{"where", e.where}, {"what", e.what}});
         error = "config '" + path + "' has " + std::to_string(r.errors.size()) + " error(s); nothing changed, " +

@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: BSD-3-Clause
 #include "config.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -502,16 +507,62 @@ LoadResult load_string(const std::string& text, const std::string& name) {
     }
 }
 
+namespace {
+
+// The file's text, or why not. Opened non-blocking and checked on what was opened (fstat), never
+// on an earlier stat() of the path: a FIFO or a device, even one swapped in at the last moment,
+// is refused at once instead of blocking the caller (at a reload, the control core), and at most
+// kMaxFileBytes + 1 bytes are read, so a file growing meanwhile is refused too.
+bool read_bounded(const std::string& path, std::string& text, std::string& why) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        why = std::string("cannot open the file: ") + std::strerror(errno) + " (does it exist and is it readable?)";
+        return false;
+    }
+    struct stat st;
+    bool ok = false;
+    if (::fstat(fd, &st) != 0) {
+        why = std::string("cannot read the file: ") + std::strerror(errno);
+    } else if (!S_ISREG(st.st_mode)) {
+        why = "is not a regular file (a FIFO, a device or a folder is never read as a config)";
+    } else if (uint64_t(st.st_size) > kMaxFileBytes) {
+        why = "is over " + std::to_string(kMaxFileBytes >> 20) + " MiB, more than any config needs";
+    } else {
+        text.resize(kMaxFileBytes + 1);
+        size_t got = 0;
+        ok = true;
+        while (got < text.size()) {
+            const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+            if (n > 0) {
+                got += size_t(n);
+            } else if (n == 0) {
+                break;
+            } else if (errno != EINTR) {
+                why = std::string("cannot read the file: ") + std::strerror(errno);
+                ok = false;
+                break;
+            }
+        }
+        text.resize(got);
+        if (ok && got > kMaxFileBytes) {
+            why = "is over " + std::to_string(kMaxFileBytes >> 20) + " MiB, more than any config needs";
+            ok = false;
+        }
+    }
+    ::close(fd);
+    return ok;
+}
+
+}  // namespace
+
 LoadResult load_file(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) {
+    std::string text, why;
+    if (!read_bounded(path, text, why)) {
         LoadResult r;
-        r.errors.push_back({path, "cannot open the file (does it exist and is it readable?)"});
+        r.errors.push_back({path, why});
         return r;
     }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return load_string(ss.str(), path);
+    return load_string(text, path);
 }
 
 const std::vector<ParamInfo>& parameters() {

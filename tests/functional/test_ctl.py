@@ -10,7 +10,8 @@ Live: Stateline on a net_pcap vdev that loops StopDDoS's spoofed SYN flood (infi
 (status, stats, alerts, top --once, victims, sources, conn, help, reload), the protocol's bad
 input on a raw socket (unknown command, not JSON, an oversized request, a stalled client, a client
 that does not read), reload with a valid changed config (the alert ends), with an invalid one
-(every error with file:line:col, the running config stays), SIGHUP, a second Stateline on the same
+(every error with file:line:col, the running config stays), with a FIFO in its place (refused at
+once), SIGHUP, a second Stateline on the same
 socket (refused), SIGINT (the socket file is gone). Reload memory: with enough workers (one
 net_pcap queue each, looping conf/demo.pcap) that 255 per-source rate_limit rules x
 mitigation.source_buckets 1048576 x 16 B per worker exceed MemAvailable, the reload is refused
@@ -367,6 +368,20 @@ def live(args, tmp):
         rc, j, _ = ctl_json(args.ctl, sock, "status")
         check("reload (invalid): status shows it refused", rc == 0 and j["last_reload"]["ok"] is False,
               json.dumps(j.get("last_reload") if j else j))
+
+        # Reload: the config file replaced by a FIFO nobody writes. Opened without blocking and
+        # refused from what was opened (not from an earlier stat), so the control core never
+        # waits on it.
+        os.unlink(cfg)
+        os.mkfifo(cfg, 0o600)
+        t0 = time.monotonic()
+        rc, out, err = ctl(args.ctl, sock, "reload", timeout=10)
+        took = time.monotonic() - t0
+        check("reload (FIFO): refused at once, 'is not a regular file', the running config stays",
+              rc == 1 and "is not a regular file" in err and "running config stays" in err and took < 5,
+              "exit %d in %.1f s: %s" % (rc, took, err))
+        check("reload (FIFO): still running and answering", p.poll() is None and ctl(args.ctl, sock, "status")[0] == 0)
+        os.unlink(cfg)
 
         # SIGHUP reloads too: back to the defaults, the flood alert returns.
         with open(cfg, "w") as fh:

@@ -2,7 +2,10 @@
 // Config as validated data: defaults, the canonical file, and errors reported all at once.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -238,6 +241,41 @@ TEST(Config, MissingFileIsAClearError) {
     ASSERT_EQ(r.errors.size(), 1u);
     EXPECT_EQ(r.errors[0].where, "/nonexistent/stateline.yaml");
     EXPECT_NE(r.errors[0].what.find("cannot open"), std::string::npos);
+}
+
+// A FIFO nobody writes (or a device) in place of the config is refused at once: a reload on
+// the control core must never wait on it. (An ifstream would block in open() here for ever.)
+TEST(Config, FifoDeviceOrFolderIsRefusedWithoutBlocking) {
+    char dir[] = "/tmp/stateline-config-XXXXXX";
+    ASSERT_NE(::mkdtemp(dir), nullptr);
+    const std::string fifo = std::string(dir) + "/stateline.yaml";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    for (const std::string& path : {fifo, std::string("/dev/zero"), std::string(dir)}) {
+        const auto t0 = std::chrono::steady_clock::now();
+        auto r = load_file(path);
+        const auto took = std::chrono::steady_clock::now() - t0;
+        ASSERT_EQ(r.errors.size(), 1u) << path;
+        EXPECT_EQ(r.errors[0].where, path);
+        EXPECT_NE(r.errors[0].what.find("is not a regular file"), std::string::npos) << r.errors[0].what;
+        EXPECT_LT(took, std::chrono::seconds(2)) << path;
+    }
+    ::unlink(fifo.c_str());
+    ::rmdir(dir);
+}
+
+TEST(Config, OversizedFileIsRefusedBeforeParsing) {
+    char path[] = "/tmp/stateline-config-XXXXXX";
+    const int fd = ::mkstemp(path);
+    ASSERT_GE(fd, 0);
+    std::string big(kMaxFileBytes + 1, '#');  // a YAML comment: valid, only too large
+    ASSERT_EQ(::write(fd, big.data(), big.size()), ssize_t(big.size()));
+    ::close(fd);
+    auto r = load_file(path);
+    ASSERT_EQ(r.errors.size(), 1u);
+    EXPECT_NE(r.errors[0].what.find("is over 1 MiB"), std::string::npos) << r.errors[0].what;
+    ::truncate(path, off_t(kMaxFileBytes));  // at the limit: read and parsed
+    EXPECT_TRUE(load_file(path).ok());
+    ::unlink(path);
 }
 
 TEST(Config, TopLevelMustBeAMapping) {
