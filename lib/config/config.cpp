@@ -10,11 +10,9 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
-#include <sstream>
 
 #include "alert_types.hpp"
 #include "rules.hpp"
@@ -511,8 +509,9 @@ namespace {
 
 // The file's text, or why not. Opened non-blocking and checked on what was opened (fstat), never
 // on an earlier stat() of the path: a FIFO or a device, even one swapped in at the last moment,
-// is refused at once instead of blocking the caller (at a reload, the control core), and at most
-// kMaxFileBytes + 1 bytes are read, so a file growing meanwhile is refused too.
+// is refused at once instead of blocking the caller (at a reload, the control core). At most
+// kMaxFileBytes + 1 bytes are read: one more than allowed says the file is too large, whatever
+// its size said or however it grew.
 bool read_bounded(const std::string& path, std::string& text, std::string& why) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
@@ -520,37 +519,28 @@ bool read_bounded(const std::string& path, std::string& text, std::string& why) 
         return false;
     }
     struct stat st;
-    bool ok = false;
-    if (::fstat(fd, &st) != 0) {
+    if (::fstat(fd, &st) != 0)
         why = std::string("cannot read the file: ") + std::strerror(errno);
-    } else if (!S_ISREG(st.st_mode)) {
+    else if (!S_ISREG(st.st_mode))
         why = "is not a regular file (a FIFO, a device or a folder is never read as a config)";
-    } else if (uint64_t(st.st_size) > kMaxFileBytes) {
-        why = "is over " + std::to_string(kMaxFileBytes >> 20) + " MiB, more than any config needs";
-    } else {
-        text.resize(kMaxFileBytes + 1);
-        size_t got = 0;
-        ok = true;
-        while (got < text.size()) {
-            const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
-            if (n > 0) {
-                got += size_t(n);
-            } else if (n == 0) {
-                break;
-            } else if (errno != EINTR) {
-                why = std::string("cannot read the file: ") + std::strerror(errno);
-                ok = false;
-                break;
-            }
-        }
-        text.resize(got);
-        if (ok && got > kMaxFileBytes) {
-            why = "is over " + std::to_string(kMaxFileBytes >> 20) + " MiB, more than any config needs";
-            ok = false;
+    text.resize(why.empty() ? kMaxFileBytes + 1 : 0);
+    size_t got = 0;
+    while (got < text.size()) {
+        const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+        if (n > 0) {
+            got += size_t(n);
+        } else if (n == 0) {
+            break;
+        } else if (errno != EINTR) {
+            why = std::string("cannot read the file: ") + std::strerror(errno);
+            break;
         }
     }
     ::close(fd);
-    return ok;
+    text.resize(got);
+    if (why.empty() && got > kMaxFileBytes)
+        why = "is over " + std::to_string(kMaxFileBytes >> 20) + " MiB, more than any config needs";
+    return why.empty();
 }
 
 }  // namespace

@@ -91,8 +91,9 @@ struct LoadResult {
 inline constexpr uint64_t kMaxFileBytes = uint64_t{1} << 20;
 
 // Loads and validates a YAML file. Missing keys take their defaults. Only a regular file of at
-// most kMaxFileBytes is read; a FIFO or a device is refused at once, never waited on. The rules: list is checked
-// with the rest (lib/rules/rules_yaml.hpp), its errors merged into `errors` with their places.
+// most kMaxFileBytes is read; a FIFO or a device is refused at once, never waited on. The rules:
+// list is checked with the rest (lib/rules/rules_yaml.hpp), its errors merged into `errors` with
+// their places.
 LoadResult load_file(const std::string& path);
 // Same, from text (tests); `name` stands for the file in error locations.
 LoadResult load_string(const std::string& text, const std::string& name = "<string>");
